@@ -1,0 +1,37 @@
+# Keelwatch — the commands a newcomer needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= ./data
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: help venv run test lint typecheck clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/keelwatch: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/keelwatch  ## create .venv and install Keelwatch with its test tools
+
+run: venv  ## start a server on embedded storage in $(DATA), with a first admin token
+	@$(BIN)/keelwatch tokens ensure-admin --data $(DATA)
+	$(BIN)/keelwatch serve --data $(DATA) --host $(HOST) --port $(PORT)
+
+test: venv  ## install what the tests need and run them all
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint: venv  ## ruff and mypy only
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+clean:  ## remove the virtual environment and caches (not the data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

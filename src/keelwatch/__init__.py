@@ -1,0 +1,3 @@
+"""Keelwatch: a SIEM for Kubernetes and cloud-native environments."""
+
+__version__ = "0.1.0"

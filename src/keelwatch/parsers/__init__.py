@@ -1,0 +1,1 @@
+"""One module per log type; see ``base`` for the contract and ``registry`` for the list."""

@@ -1,0 +1,1 @@
+"""Pure batch stages: decode bytes into records, normalize records into events."""
