@@ -47,7 +47,12 @@ def flatten(
 
 
 def _flatten_into(
-    value: Mapping[str, Any], prefix: str, out: Fields, depth: int, max_depth: int, budget: list[int]
+    value: Mapping[str, Any],
+    prefix: str,
+    out: Fields,
+    depth: int,
+    max_depth: int,
+    budget: list[int],
 ) -> None:
     if depth > max_depth:
         raise RecordTooLarge(f"nesting deeper than {max_depth} levels at {prefix or 'top level'}")
@@ -66,7 +71,9 @@ def _flatten_into(
         out[name] = item
 
 
-def _charge_list(items: list[Any], name: str, depth: int, max_depth: int, budget: list[int]) -> None:
+def _charge_list(
+    items: list[Any], name: str, depth: int, max_depth: int, budget: list[int]
+) -> None:
     """Walk a list kept whole, charging its leaves and checking its depth (iteratively)."""
     stack: list[tuple[Any, int]] = [(items, depth)]
     while stack:

@@ -34,8 +34,10 @@ def parsers() -> dict[str, Parser]:
     """All parsers by name, loaded on first use (nothing happens at import time)."""
     found: dict[str, Parser] = {}
     for module_name in _MODULES:
-        module: ParserModule = importlib.import_module(f"keelwatch.parsers.{module_name}")  # type: ignore[assignment]
-        parser = Parser(module.NAME, module.DATASET, module.DESCRIPTION, module.matches, module.parse)
+        module: ParserModule = importlib.import_module(f"keelwatch.parsers.{module_name}")
+        parser = Parser(
+            module.NAME, module.DATASET, module.DESCRIPTION, module.matches, module.parse
+        )
         if parser.name in found:
             raise ConfigError(f"two parsers are named {parser.name!r}")
         found[parser.name] = parser

@@ -1,0 +1,1 @@
+"""The HTTP server: ingest routes and the REST API."""

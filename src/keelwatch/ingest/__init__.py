@@ -1,0 +1,1 @@
+"""The ingest path shared by every protocol: limits, decode, normalize, durable hand-off."""

@@ -1,0 +1,1 @@
+"""The search language (KQL/Lucene style) and its compilation to parameterized SQL."""

@@ -1,0 +1,180 @@
+"""Compile a query AST to a parameterized SQL condition. Values are never put in the SQL text.
+
+Identifiers in the SQL text come only from the fixed column map; a field without a column is
+read from the ``doc`` JSON column with its JSON path passed as a parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from keelwatch.errors import QueryError
+from keelwatch.model.fields import parse_timestamp
+from keelwatch.query.ast import (
+    WILDCARD_ANY,
+    WILDCARD_ONE,
+    And,
+    Compare,
+    Exists,
+    Match,
+    MatchAll,
+    Node,
+    Not,
+    Or,
+)
+from keelwatch.query.parse import FIELD_NAME, parse
+from keelwatch.store.columns import EVENT_COLUMNS, Column
+
+TEXT_FIELDS = frozenset({"message"})  # matched as case-insensitive substrings, like analysed text
+
+
+@dataclass(slots=True)
+class Condition:
+    sql: str
+    params: list[Any] = field(default_factory=list)
+
+
+def like_pattern(value: str, *, contains: bool = False) -> str:
+    """A LIKE pattern (escape ``\\``) for a value whose wildcards are marked by the parser."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = escaped.replace(WILDCARD_ANY, "%").replace(WILDCARD_ONE, "_")
+    return f"%{escaped}%" if contains else escaped
+
+
+def _literal(value: str) -> str:
+    """A value with wildcard markers turned back into plain characters."""
+    return value.replace(WILDCARD_ANY, "*").replace(WILDCARD_ONE, "?")
+
+
+def _number(value: str) -> float | int | None:
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+class QueryCompiler:
+    """Compiles queries against one table: its columns, a ``doc`` JSON and an ``original`` text."""
+
+    def __init__(self, columns: tuple[Column, ...] = EVENT_COLUMNS) -> None:
+        self.columns = {column.field: column for column in columns}
+
+    def compile(self, query: str | Node) -> Condition:
+        node = parse(query) if isinstance(query, str) else query
+        return self._node(node)
+
+    def _node(self, node: Node) -> Condition:
+        if isinstance(node, MatchAll):
+            return Condition("TRUE")
+        if isinstance(node, And | Or):
+            parts = [self._node(child) for child in node.children]
+            joiner = " AND " if isinstance(node, And) else " OR "
+            return Condition(
+                "(" + joiner.join(p.sql for p in parts) + ")",
+                [param for p in parts for param in p.params],
+            )
+        if isinstance(node, Not):
+            inner = self._node(node.child)
+            return Condition(f"(NOT COALESCE({inner.sql}, FALSE))", inner.params)
+        if isinstance(node, Exists):
+            return self._exists(node.field)
+        if isinstance(node, Compare):
+            return self._compare(node)
+        return self._match(node)
+
+    def _check(self, name: str) -> None:
+        if not FIELD_NAME.fullmatch(name):
+            raise QueryError(f"{name!r} is not a field name")
+
+    @staticmethod
+    def _path(name: str) -> str:
+        return f'$."{name}"'
+
+    def _exists(self, name: str) -> Condition:
+        self._check(name)
+        column = self.columns.get(name)
+        if column is not None:
+            return Condition(f"({column.name} IS NOT NULL)")
+        return Condition("json_exists(doc, ?)", [self._path(name)])
+
+    def _match(self, node: Match) -> Condition:
+        if node.field is None:
+            return Condition(
+                "(original ILIKE ? ESCAPE '\\')", [like_pattern(node.value, contains=True)]
+            )
+        name = node.field
+        self._check(name)
+        column = self.columns.get(name)
+        if name in TEXT_FIELDS:
+            target = column.name if column else "json_extract_string(doc, ?)"
+            params: list[Any] = [] if column else [self._path(name)]
+            return Condition(
+                f"({target} ILIKE ? ESCAPE '\\')",
+                [*params, like_pattern(node.value, contains=True)],
+            )
+        if column is not None:
+            return self._match_column(column, node)
+        path = self._path(name)
+        if node.wildcard:
+            pattern = like_pattern(node.value)
+            return Condition(
+                "(json_extract_string(doc, ?) LIKE ? ESCAPE '\\' OR len(list_filter("
+                "json_extract_string(doc, ?), lambda v: v LIKE ? ESCAPE '\\')) > 0)",
+                [path, pattern, path + "[*]", pattern],
+            )
+        return Condition(
+            "(json_extract_string(doc, ?) = ? OR list_contains(json_extract_string(doc, ?), ?))",
+            [path, node.value, path + "[*]", node.value],
+        )
+
+    def _match_column(self, column: Column, node: Match) -> Condition:
+        if node.wildcard:
+            return Condition(
+                f"(CAST({column.name} AS VARCHAR) LIKE ? ESCAPE '\\')", [like_pattern(node.value)]
+            )
+        if column.numeric:
+            number = _number(node.value)
+            if number is None:
+                return Condition("FALSE")
+            return Condition(f"({column.name} = ?)", [number])
+        if column.temporal:
+            moment = parse_timestamp(node.value)
+            if moment is None:
+                raise QueryError(f"{column.field}: {node.value!r} is not a timestamp")
+            return Condition(f"({column.name} = ?)", [moment.replace(tzinfo=None)])
+        return Condition(f"({column.name} = ?)", [node.value])
+
+    def _compare(self, node: Compare) -> Condition:
+        self._check(node.field)
+        value = _literal(node.value)
+        column = self.columns.get(node.field)
+        number = _number(value)
+        moment = parse_timestamp(value) if number is None else None
+        if column is not None:
+            if column.numeric:
+                if number is None:
+                    raise QueryError(f"{node.field} is numeric; {value!r} is not a number")
+                return Condition(f"({column.name} {node.op} ?)", [number])
+            if column.temporal:
+                moment = parse_timestamp(value)
+                if moment is None:
+                    raise QueryError(f"{node.field}: {value!r} is not a timestamp")
+                return Condition(f"({column.name} {node.op} ?)", [moment.replace(tzinfo=None)])
+            return Condition(f"({column.name} {node.op} ?)", [value])
+        path = self._path(node.field)
+        if number is not None:
+            return Condition(
+                f"(TRY_CAST(json_extract_string(doc, ?) AS DOUBLE) {node.op} ?)", [path, number]
+            )
+        if moment is not None:
+            return Condition(
+                f"(TRY_CAST(json_extract_string(doc, ?) AS TIMESTAMP) {node.op} ?)",
+                [path, moment.replace(tzinfo=None)],
+            )
+        return Condition(f"(json_extract_string(doc, ?) {node.op} ?)", [path, value])

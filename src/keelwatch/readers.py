@@ -1,0 +1,126 @@
+"""Where read commands get their answers: the data directory, or a running server's API.
+
+DuckDB lets one process write a database file. While `keelwatch serve` owns the data directory,
+the CLI cannot open it, so it goes through the server (whose address `serve` records in
+``<data>/server.json``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from keelwatch.client import ServerClient
+from keelwatch.errors import StoreLocked
+from keelwatch.query.timerange import time_range
+from keelwatch.store.base import Table, TimeRange
+from keelwatch.store.duckdb_store import DuckDBStore
+
+SERVER_FILE = "server.json"
+
+
+class Reader(Protocol):
+    def search(
+        self, query: str, since: str | None, until: str | None, limit: int, table: Table
+    ) -> dict[str, Any]: ...
+
+    def count_by(
+        self, query: str, field: str, since: str | None, until: str | None, limit: int, table: Table
+    ) -> list[dict[str, Any]]: ...
+
+    def sql(self, statement: str) -> dict[str, Any]: ...
+
+    def dead_letters(self, since: str | None, limit: int) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalReader:
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+
+    @staticmethod
+    def _window(since: str | None, until: str | None) -> TimeRange:
+        return time_range(since, until)
+
+    def search(
+        self, query: str, since: str | None, until: str | None, limit: int, table: Table
+    ) -> dict[str, Any]:
+        result = self.store.search(query, self._window(since, until), limit=limit, table=table)
+        return {"total": result.total, table: result.events}
+
+    def count_by(
+        self, query: str, field: str, since: str | None, until: str | None, limit: int, table: Table
+    ) -> list[dict[str, Any]]:
+        window = self._window(since, until)
+        rows = self.store.count_by(query, field, window, limit=limit, table=table)
+        return [{"value": value, "count": count} for value, count in rows]
+
+    def sql(self, statement: str) -> dict[str, Any]:
+        result = self.store.sql(statement)
+        return {"columns": result.columns, "rows": result.rows, "truncated": result.truncated}
+
+    def dead_letters(self, since: str | None, limit: int) -> list[dict[str, Any]]:
+        return self.store.dead_letters(self._window(since, None), limit=limit)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class RemoteReader:
+    def __init__(self, client: ServerClient) -> None:
+        self.client = client
+
+    def search(
+        self, query: str, since: str | None, until: str | None, limit: int, table: Table
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = self.client.get(
+            f"/api/v1/{table}", q=query, since=since, until=until, limit=limit
+        )
+        return answer
+
+    def count_by(
+        self, query: str, field: str, since: str | None, until: str | None, limit: int, table: Table
+    ) -> list[dict[str, Any]]:
+        answer = self.client.get(
+            f"/api/v1/{table}", q=query, since=since, until=until, limit=limit, count_by=field
+        )
+        buckets: list[dict[str, Any]] = answer["buckets"]
+        return buckets
+
+    def sql(self, statement: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self.client.post(
+            "/api/v1/sql", orjson.dumps({"query": statement}), {"Content-Type": "application/json"}
+        )
+        return answer
+
+    def dead_letters(self, since: str | None, limit: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.client.get(
+            "/api/v1/dead-letters", since=since, limit=limit
+        )["dead_letters"]
+        return rows
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def record_server(data_dir: Path, url: str) -> None:
+    (data_dir / SERVER_FILE).write_bytes(orjson.dumps({"url": url}))
+
+
+def open_reader(data_dir: Path, server: str | None, token: str | None) -> Reader:
+    """The server's API when asked for or when a server owns ``data_dir``; else the files."""
+    token = token or os.environ.get("KEELWATCH_TOKEN")
+    if server:
+        return RemoteReader(ServerClient(server, token))
+    try:
+        return LocalReader(DuckDBStore(data_dir, read_only=True))
+    except StoreLocked:
+        marker = data_dir / SERVER_FILE
+        if not marker.exists():
+            raise
+        url = orjson.loads(marker.read_bytes())["url"]
+        return RemoteReader(ServerClient(url, token))

@@ -1,0 +1,66 @@
+"""`keelwatch serve`: open the store, check tokens, run uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from keelwatch.api.app import ServerSettings, create_app
+from keelwatch.auth import TokenStore
+from keelwatch.errors import ConfigError
+from keelwatch.ingest.service import IngestLimits
+from keelwatch.readers import record_server
+from keelwatch.store.duckdb_store import DuckDBStore
+
+log = logging.getLogger("keelwatch")
+
+
+def run_server(
+    data: Path,
+    *,
+    host: str,
+    port: int,
+    retention_days: int | None,
+    max_body_bytes: int,
+    max_queue_events: int,
+    auth_required: bool,
+    log_level: str = "info",
+) -> None:
+    tokens = TokenStore(data)
+    if auth_required and not tokens.records():
+        raise ConfigError(
+            f"no API tokens in {data}: create one with "
+            f"`keelwatch tokens create --role admin --data {data}` "
+            "(or pass --insecure-no-auth on a trusted machine)"
+        )
+    store = DuckDBStore(data)
+    settings = ServerSettings(
+        limits=IngestLimits(
+            max_body_bytes=max_body_bytes, max_decompressed_bytes=max(max_body_bytes * 8, 1 << 26)
+        ),
+        max_queue_events=max_queue_events,
+        retention_days=retention_days,
+        auth_required=auth_required,
+    )
+    app = create_app(store, tokens, settings)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    if not auth_required:
+        log.warning("serving WITHOUT authentication (--insecure-no-auth)")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_keep_alive=30,
+        h11_max_incomplete_event_size=64 * 1024,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - a check, not a bind
+    record_server(data, f"http://{local}:{port}")
+    try:
+        server.run()
+    finally:
+        store.close()

@@ -1,0 +1,111 @@
+"""Which schema fields get a typed column of their own.
+
+Every field is kept in the ``doc`` JSON column; the fields below are also promoted to typed
+columns because searches, histograms and rules use them most. The query compiler reads a
+promoted field from its column and any other field from ``doc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return _integer(int(value))
+    return None
+
+
+def _moment(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    field: str
+    name: str
+    sql_type: str
+    arrow_type: pa.DataType
+    coerce: Callable[[Any], Any]
+
+    @property
+    def numeric(self) -> bool:
+        return self.sql_type in ("INTEGER", "BIGINT")
+
+    @property
+    def temporal(self) -> bool:
+        return self.sql_type == "TIMESTAMP"
+
+
+def _col(field: str, name: str, sql_type: str = "VARCHAR") -> Column:
+    kinds: dict[str, tuple[pa.DataType, Callable[[Any], Any]]] = {
+        "VARCHAR": (pa.string(), _text),
+        "INTEGER": (pa.int32(), _integer),
+        "BIGINT": (pa.int64(), _integer),
+        "TIMESTAMP": (pa.timestamp("us"), _moment),
+    }
+    arrow_type, coerce = kinds[sql_type]
+    return Column(field, name, sql_type, arrow_type, coerce)
+
+
+EVENT_COLUMNS: tuple[Column, ...] = (
+    _col("@timestamp", "ts", "TIMESTAMP"),
+    _col("event.ingested", "ingested", "TIMESTAMP"),
+    _col("event.id", "event_id"),
+    _col("event.dataset", "dataset"),
+    _col("event.kind", "kind"),
+    _col("event.action", "action"),
+    _col("event.outcome", "outcome"),
+    _col("event.severity", "severity", "INTEGER"),
+    _col("orchestrator.cluster.name", "cluster"),
+    _col("orchestrator.namespace", "object_namespace"),
+    _col("orchestrator.resource.type", "object_resource"),
+    _col("orchestrator.resource.name", "object_name"),
+    _col("kubernetes.namespace", "namespace"),
+    _col("kubernetes.pod.name", "pod"),
+    _col("kubernetes.node.name", "node"),
+    _col("container.id", "container_id"),
+    _col("container.image.name", "image"),
+    _col("user.name", "user_name"),
+    _col("source.ip", "source_ip"),
+    _col("destination.ip", "destination_ip"),
+    _col("destination.port", "destination_port", "INTEGER"),
+    _col("process.executable", "process_executable"),
+    _col("host.name", "host"),
+    _col("message", "message"),
+    _col("kubernetes.audit.verb", "audit_verb"),
+    _col("kubernetes.audit.objectRef.resource", "audit_resource"),
+    _col("kubernetes.audit.responseStatus.code", "audit_status", "INTEGER"),
+)
+
+FINDING_COLUMNS: tuple[Column, ...] = (
+    _col("@timestamp", "ts", "TIMESTAMP"),
+    _col("event.ingested", "ingested", "TIMESTAMP"),
+    _col("event.id", "event_id"),
+    _col("event.dataset", "dataset"),
+    _col("event.severity", "severity", "INTEGER"),
+    _col("rule.id", "rule_id"),
+    _col("rule.name", "rule_name"),
+    _col("finding.status", "status"),
+    _col("finding.severity", "finding_severity"),
+    _col("resource.kind", "resource_kind"),
+    _col("resource.namespace", "resource_namespace"),
+    _col("resource.name", "resource_name"),
+    _col("orchestrator.cluster.name", "cluster"),
+    _col("host.name", "host"),
+)
