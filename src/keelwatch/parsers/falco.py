@@ -1,0 +1,266 @@
+"""Falco alerts: ``json_output`` lines, Falcosidekick webhook payloads, syslog-wrapped JSON.
+
+Falco and Falcosidekick send the same object (``time``, ``rule``, ``priority``, ``output``,
+``output_fields``, ``source``, ``tags``, ``hostname``, ``uuid``). When Falco logs through syslog
+the alert arrives as a text line, ``<syslog header> falco: {...}``; the JSON part is taken from the
+first ``{`` within a bounded prefix, so no regular expression ever scans the line.
+
+Native fields keep Falco's names under ``falco.``; every output field is ONE key with its dots
+kept (``falco.output_fields.proc.cmdline``), so rules written with Falco field names map by prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from keelwatch.errors import ParseError
+from keelwatch.model.fields import Fields, flatten, parse_timestamp
+from keelwatch.model.severity import severity_from_name
+from keelwatch.parsers.base import ParseContext, Record
+
+NAME = "falco"
+DATASET = "falco.alerts"
+DESCRIPTION = "Falco alerts: json_output, Falcosidekick webhook, syslog lines carrying the JSON"
+
+# A syslog header plus a relay's own prefix fit well within this; the JSON must start before it.
+_MAX_PREFIX = 512
+# Falco prints this where a field has no value (older versions; newer ones send null).
+_NOT_AVAILABLE = "<NA>"
+_EXEC_SYSCALLS = frozenset(("execve", "execveat"))
+_FILE_FD_TYPES = frozenset(("file", "directory"))
+_NET_FD_TYPES = frozenset(("ipv4", "ipv6"))
+_TRANSPORTS = frozenset(("tcp", "udp", "icmp", "raw"))
+
+
+def matches(record: Record) -> bool:
+    if isinstance(record, dict):
+        return _looks_like_alert(record)
+    if isinstance(record, str):
+        return _alert_in_line(record) is not None
+    return False
+
+
+def parse(record: Record, ctx: ParseContext) -> None:
+    if isinstance(record, dict):
+        alert: dict[str, Any] = record
+    elif isinstance(record, str):
+        found = _alert_in_line(record)
+        if found is None:
+            raise ParseError("text line holds no Falco JSON alert")
+        alert = found
+    else:
+        raise ParseError(f"a Falco alert is a JSON object, not {type(record).__name__}")
+
+    rule = alert.get("rule")
+    if not isinstance(rule, str) or not rule:
+        raise ParseError("Falco alert has no rule name (rule must be a non-empty string)")
+    output_fields = alert.get("output_fields")
+    if output_fields is None:
+        output_fields = {}
+    elif not isinstance(output_fields, dict):
+        raise ParseError(f"output_fields is a {type(output_fields).__name__}, not an object")
+
+    out: Fields = {
+        "event.kind": "alert",
+        "event.dataset": DATASET,
+        "event.action": rule,
+        "rule.name": rule,
+    }
+    # Native copy: nulls in output_fields carry nothing, so they are left out.
+    native = dict(alert)
+    native["output_fields"] = {k: v for k, v in output_fields.items() if v is not None}
+    flatten(native, "falco", out, ctx.limits)
+
+    _map_alert(alert, out, ctx)
+    _map_output_fields(output_fields, out)
+    out["event.category"] = _categories(alert.get("tags"), output_fields, out)
+    out["event.type"] = ["info"]
+    ctx.emit(out, record)
+
+
+def _looks_like_alert(record: dict[str, Any]) -> bool:
+    return (
+        "rule" in record
+        and "priority" in record
+        and ("output" in record or "output_fields" in record)
+    )
+
+
+def _alert_in_line(line: str) -> dict[str, Any] | None:
+    """The Falco alert carried by a text line (syslog-wrapped), or None."""
+    # Cheap substring tests first: most text lines never get as far as a JSON decode.
+    if '"rule"' not in line or '"priority"' not in line:
+        return None
+    start = line.find("{", 0, _MAX_PREFIX)
+    if start < 0:
+        return None
+    try:
+        value = orjson.loads(line[start:])
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(value, dict) and _looks_like_alert(value):
+        return value
+    return None
+
+
+def _map_alert(alert: dict[str, Any], out: Fields, ctx: ParseContext) -> None:
+    output = alert.get("output")
+    if isinstance(output, str) and output:
+        out["message"] = output
+    priority = alert.get("priority")
+    severity = severity_from_name(priority)
+    if severity is not None:
+        out["event.severity"] = severity
+    elif priority is not None:
+        ctx.warn(f"unknown Falco priority {priority!r}; event.severity left unset")
+    hostname = _text(alert.get("hostname"))
+    if hostname:
+        out["host.name"] = hostname
+    uuid = _text(alert.get("uuid"))
+    if uuid:
+        out["event.id"] = uuid
+    when = alert.get("time")
+    if when is not None:
+        moment = parse_timestamp(when)
+        if moment is None:
+            ctx.warn(f"Falco alert time {when!r} is not a timestamp; using the time of receipt")
+        else:
+            out["@timestamp"] = moment
+    tags = alert.get("tags")
+    if isinstance(tags, list):
+        _map_attack_tags(tags, out)
+
+
+def _map_output_fields(fields: dict[str, Any], out: Fields) -> None:
+    get = fields.get
+    _put(out, "process.name", _text(get("proc.name")))
+    _put(out, "process.command_line", _text(get("proc.cmdline")))
+    _put(out, "process.executable", _text(get("proc.exepath")))
+    _put(out, "process.pid", _int(get("proc.pid")))
+    _put(out, "process.working_directory", _text(get("proc.cwd")))
+    _put(out, "process.parent.name", _text(get("proc.pname")))
+    _put(out, "process.parent.executable", _text(get("proc.pexepath")))
+    _put(out, "process.parent.command_line", _text(get("proc.pcmdline")))
+    _put(out, "process.parent.pid", _int(get("proc.ppid")))
+    _put(out, "user.name", _text(get("user.name")) or _text(get("ka.user.name")))
+    uid = _int(get("user.uid"))
+    if uid is not None:
+        out["user.id"] = str(uid)
+
+    # container.id "host" is Falco's way of saying the process runs outside any container.
+    short_id = _text(get("container.id"))
+    if short_id != "host":
+        _put(out, "container.id", _text(get("container.full_id")) or short_id)
+        _put(out, "container.name", _text(get("container.name")))
+        _put(out, "container.image.name", _image(get))
+
+    _put(out, "kubernetes.namespace", _text(get("k8s.ns.name")))
+    _put(out, "kubernetes.pod.name", _text(get("k8s.pod.name")))
+    _put(out, "kubernetes.pod.uid", _text(get("k8s.pod.uid")))
+    _map_labels(get("k8s.pod.labels"), out)
+
+    # k8s_audit plugin alerts describe an API request rather than a process.
+    _put(out, "orchestrator.namespace", _text(get("ka.target.namespace")))
+    _put(out, "orchestrator.resource.type", _text(get("ka.target.resource")))
+    _put(out, "orchestrator.resource.name", _text(get("ka.target.name")))
+
+    fd_name = _text(get("fd.name"))
+    fd_type = _text(get("fd.type"))
+    if fd_name and (fd_type in _FILE_FD_TYPES or (fd_type is None and fd_name[0] == "/")):
+        out["file.path"] = fd_name
+    else:
+        _put(out, "file.path", _text(get("fs.path.name")))
+
+    _put(out, "source.ip", _text(get("fd.cip")))
+    _put(out, "source.port", _port(get("fd.cport")))
+    _put(out, "destination.ip", _text(get("fd.sip")))
+    _put(out, "destination.port", _port(get("fd.sport")))
+    transport = _text(get("fd.l4proto"))
+    if transport in _TRANSPORTS:
+        out["network.transport"] = transport
+    if fd_type in _NET_FD_TYPES:
+        out["network.type"] = fd_type
+
+
+def _image(get: Any) -> str | None:
+    image = _text(get("container.image"))
+    if image:
+        return image
+    repository = _text(get("container.image.repository"))
+    tag = _text(get("container.image.tag"))
+    if repository and tag:
+        return f"{repository}:{tag}"
+    return repository
+
+
+def _map_labels(labels: Any, out: Fields) -> None:
+    """Falco renders pod labels as ``key:value`` strings; accept an object as well."""
+    if isinstance(labels, dict):
+        for key, value in labels.items():
+            if isinstance(value, str):
+                out[f"kubernetes.labels.{key}"] = value
+    elif isinstance(labels, list):
+        for item in labels:
+            if isinstance(item, str):
+                key, sep, value = item.partition(":")
+                if sep and key:
+                    out[f"kubernetes.labels.{key}"] = value
+
+
+def _map_attack_tags(tags: list[Any], out: Fields) -> None:
+    """Falco tags rules with ATT&CK ids (``T1059.004``, ``TA0003``): expose them as threat.*."""
+    techniques: list[str] = []
+    tactics: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or len(tag) < 5 or tag[0] != "T":
+            continue
+        if tag[1] == "A" and len(tag) == 6 and tag[2:].isdigit():
+            tactics.append(tag)
+        elif tag[1:5].isdigit() and (
+            len(tag) == 5 or (len(tag) == 9 and tag[5] == "." and tag[6:].isdigit())
+        ):
+            techniques.append(tag)
+    if techniques or tactics:
+        out["threat.framework"] = "MITRE ATT&CK"
+        if techniques:
+            out["threat.technique.id"] = techniques
+        if tactics:
+            out["threat.tactic.id"] = tactics
+
+
+def _categories(tags: Any, fields: dict[str, Any], out: Fields) -> list[str]:
+    """ECS categories from the rule's tags and the kind of object the alert is about."""
+    tag_set = {tag for tag in tags if isinstance(tag, str)} if isinstance(tags, list) else set()
+    categories = ["intrusion_detection"]
+    if (
+        "process" in tag_set
+        or "shell" in tag_set
+        or _text(fields.get("evt.type")) in _EXEC_SYSCALLS
+    ):
+        categories.append("process")
+    if "filesystem" in tag_set or "file.path" in out:
+        categories.append("file")
+    if "network" in tag_set or "destination.ip" in out or "source.ip" in out:
+        categories.append("network")
+    return categories
+
+
+def _put(out: Fields, name: str, value: Any) -> None:
+    if value is not None:
+        out[name] = value
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value and value != _NOT_AVAILABLE:
+        return value
+    return None
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def _port(value: Any) -> int | None:
+    return value if type(value) is int and 0 <= value <= 65535 else None
