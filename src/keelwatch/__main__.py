@@ -1,0 +1,3 @@
+from keelwatch.cli import main
+
+main()
