@@ -9,7 +9,7 @@ and the configuration locked, so user SQL cannot read or write files on the serv
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ def _dead_letters_arrow(letters: list[DeadLetter]) -> pa.Table:
 
 
 def _naive(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is None else moment.astimezone(tz=None).replace(tzinfo=None)
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 class DuckDBStore:
@@ -94,7 +94,6 @@ class DuckDBStore:
             "enable_external_access": False,
             "lock_configuration": True,
             "threads": threads,
-            "TimeZone": "UTC",
         }
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only, config=config)
