@@ -46,9 +46,10 @@ class RunningServer:
             sys.executable, "-m", "keelwatch", "serve", "--data", str(self.data),
             "--port", str(self.port), "--log-level", "warning", *self.args,
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=os.environ.copy()
-        )
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()
+            )
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
