@@ -6,6 +6,7 @@ tables hold exactly what it acknowledged, and no request fails.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -23,10 +24,12 @@ def test_every_corpus_file_is_stored_or_dead_lettered(corpus: Path, tmp_path: Pa
     server.start()
     accepted: Counter[str] = Counter()
     dead: Counter[str] = Counter()
+    files: Counter[str] = Counter()
     try:
         with httpx.Client(base_url=server.url, headers=server.headers("admin"), timeout=60) as http:
             for source, path in corpus_files(corpus):
-                produced = 0
+                files[source] += 1
+                produced = received = 0
                 for body in bodies(path):
                     answer = http.post(f"/ingest/{source}", content=body)
                     assert answer.status_code == 200, f"{path}: {answer.text}"
@@ -34,7 +37,9 @@ def test_every_corpus_file_is_stored_or_dead_lettered(corpus: Path, tmp_path: Pa
                     accepted[source] += result["accepted"]
                     dead[source] += result["dead_lettered"]
                     produced += result["accepted"] + result["dead_lettered"]
-                assert produced > 0, f"{path} produced neither events nor dead letters"
+                    received += result["received"]
+                # An empty report (`[]`: a compliant Kubescape case) holds nothing to store.
+                assert produced > 0 or received == 0, f"{path} produced nothing"
             counts = orjson.loads(
                 http.post(
                     "/api/v1/sql",
@@ -48,5 +53,10 @@ def test_every_corpus_file_is_stored_or_dead_lettered(corpus: Path, tmp_path: Pa
             )
     finally:
         server.stop()
+    report = os.environ.get("KEELWATCH_CORPUS_REPORT")
+    if report:  # the table in docs/schema.md is made this way
+        lines = ["| source | files | stored | dead-lettered |", "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {s} | {files[s]} | {accepted[s]} | {dead[s]} |" for s in sorted(files)]
+        Path(report).write_text("\n".join(lines) + "\n")
     assert counts["rows"] == [[sum(accepted.values()), sum(dead.values())]]
     assert set(accepted) | set(dead) >= {"k8s-audit", "falco", "cloudtrail", "kube-bench"}
