@@ -51,6 +51,8 @@ class Token:
 def tokenize(text: str) -> list[Token]:
     if len(text) > MAX_QUERY_CHARS:
         raise QueryError(f"query is longer than {MAX_QUERY_CHARS} characters")
+    if "\x00" in text:  # NUL marks wildcards inside parsed values (see ast.WILDCARD_ANY)
+        raise QueryError("query contains a NUL character", position=text.index("\x00"))
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
@@ -179,6 +181,8 @@ class _Parser:
         return children[0] if len(children) == 1 else And(tuple(children))
 
     def parse_not(self, depth: int) -> Node:
+        if depth > MAX_DEPTH:
+            raise QueryError(f"query nests deeper than {MAX_DEPTH} levels")
         if self.keyword("NOT"):
             self.index += 1
             return Not(self.parse_not(depth + 1))
@@ -198,6 +202,8 @@ class _Parser:
         token = self.take()
         if token.kind == "(":
             node = self.parse_or(depth + 1)
+            if self.peek() is None:
+                raise QueryError("this '(' is never closed", position=token.position)
             self.expect(")")
             return node
         if token.kind == "QUOTED":
@@ -252,23 +258,33 @@ class _Parser:
         if following.kind in ("[", "{"):
             return self.parse_range(field, following)
         if following.kind == "(":
-            return self.parse_value_group(field, depth + 1)
+            return self.parse_value_group(field, depth + 1, following)
+        if following.kind == "WORD" and following.text.upper() not in ("AND", "OR", "NOT"):
+            return self.parse_field_value(field, following.text, following, depth)  # KQL `f: v`
         raise QueryError(f"{field}: needs a value", position=following.position)
 
-    def parse_value_group(self, field: str, depth: int) -> Node:
+    def parse_value_group(self, field: str, depth: int, opener: Token) -> Node:
         """``field:(a OR b AND c)``: the same operators, applied to values of one field."""
         if depth > MAX_DEPTH:
             raise QueryError(f"query nests deeper than {MAX_DEPTH} levels")
         groups: list[list[Node]] = [[]]
+        operator: Token | None = None  # the last AND/OR, until a value follows it
         while True:
+            if self.peek() is None:
+                raise QueryError("this '(' is never closed", position=opener.position)
             token = self.take()
             if token.kind == ")":
                 break
-            if token.kind == "WORD" and token.text.upper() == "OR":
-                groups.append([])
+            if token.kind == "WORD" and token.text.upper() in ("AND", "OR"):
+                if operator is not None or not groups[-1]:
+                    raise QueryError(
+                        f"{token.text} needs a value on each side", position=token.position
+                    )
+                operator = token
+                if token.text.upper() == "OR":
+                    groups.append([])
                 continue
-            if token.kind == "WORD" and token.text.upper() == "AND":
-                continue
+            operator = None
             negate = token.kind == "WORD" and token.text.upper() == "NOT"
             if negate:
                 token = self.take()
@@ -285,6 +301,10 @@ class _Parser:
             self.terms += 1
             if self.terms > MAX_TERMS:
                 raise QueryError(f"query has more than {MAX_TERMS} terms")
+        if operator is not None:
+            raise QueryError(
+                f"{operator.text} needs a value on each side", position=operator.position
+            )
         parts = [g[0] if len(g) == 1 else And(tuple(g)) for g in groups if g]
         if not parts:
             raise QueryError(f"{field}: an empty value list")
