@@ -7,10 +7,10 @@ read from the ``doc`` JSON column with its JSON path passed as a parameter.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from keelwatch.errors import QueryError
-from keelwatch.model.fields import parse_timestamp
 from keelwatch.query.ast import (
     WILDCARD_ANY,
     WILDCARD_ONE,
@@ -24,6 +24,7 @@ from keelwatch.query.ast import (
     Or,
 )
 from keelwatch.query.parse import FIELD_NAME, parse
+from keelwatch.query.timerange import read_timestamp
 from keelwatch.store.columns import EVENT_COLUMNS, Column
 
 TEXT_FIELDS = frozenset({"message"})  # matched as case-insensitive substrings, like analysed text
@@ -49,14 +50,23 @@ def _literal(value: str) -> str:
 
 def _number(value: str) -> float | int | None:
     try:
-        return int(value)
+        integer = int(value)
     except ValueError:
         pass
+    else:
+        if -(2**63) <= integer < 2**63:  # DuckDB refuses wider Python ints as parameters
+            return integer
     try:
         number = float(value)
     except ValueError:
         return None
     return number if number == number and abs(number) != float("inf") else None
+
+
+def _moment(value: str) -> datetime | None:
+    """A timestamp as the naive UTC value the TIMESTAMP columns hold."""
+    moment = read_timestamp(value)
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 class QueryCompiler:
@@ -144,10 +154,10 @@ class QueryCompiler:
                 return Condition("FALSE")
             return Condition(f"({column.name} = ?)", [number])
         if column.temporal:
-            moment = parse_timestamp(node.value)
+            moment = _moment(node.value)
             if moment is None:
                 raise QueryError(f"{column.field}: {node.value!r} is not a timestamp")
-            return Condition(f"({column.name} = ?)", [moment.replace(tzinfo=None)])
+            return Condition(f"({column.name} = ?)", [moment])
         return Condition(f"({column.name} = ?)", [node.value])
 
     def _compare(self, node: Compare) -> Condition:
@@ -155,17 +165,17 @@ class QueryCompiler:
         value = _literal(node.value)
         column = self.columns.get(node.field)
         number = _number(value)
-        moment = parse_timestamp(value) if number is None else None
+        moment = _moment(value) if number is None else None
         if column is not None:
             if column.numeric:
                 if number is None:
                     raise QueryError(f"{node.field} is numeric; {value!r} is not a number")
                 return Condition(f"({column.name} {node.op} ?)", [number])
             if column.temporal:
-                moment = parse_timestamp(value)
+                moment = _moment(value)
                 if moment is None:
                     raise QueryError(f"{node.field}: {value!r} is not a timestamp")
-                return Condition(f"({column.name} {node.op} ?)", [moment.replace(tzinfo=None)])
+                return Condition(f"({column.name} {node.op} ?)", [moment])
             return Condition(f"({column.name} {node.op} ?)", [value])
         path = self._path(node.field)
         if number is not None:
@@ -175,6 +185,6 @@ class QueryCompiler:
         if moment is not None:
             return Condition(
                 f"(TRY_CAST(json_extract_string(doc, ?) AS TIMESTAMP) {node.op} ?)",
-                [path, moment.replace(tzinfo=None)],
+                [path, moment],
             )
         return Condition(f"(json_extract_string(doc, ?) {node.op} ?)", [path, value])

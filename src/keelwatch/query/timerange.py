@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from keelwatch.errors import QueryError
@@ -9,6 +10,15 @@ from keelwatch.model.fields import parse_timestamp
 from keelwatch.store.base import TimeRange
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"([0-9]{1,11})([smhdw])", re.IGNORECASE)
+
+
+def read_timestamp(text: str) -> datetime | None:
+    """``parse_timestamp`` for user text: None also for digits that ``float`` refuses (``²``)."""
+    try:
+        return parse_timestamp(text)
+    except ValueError:  # parse_timestamp trusts str.isdigit(), which is true for "²"
+        return None
 
 
 def parse_bound(text: str | None, now: datetime | None = None) -> datetime | None:
@@ -19,10 +29,14 @@ def parse_bound(text: str | None, now: datetime | None = None) -> datetime | Non
     now = now or datetime.now(UTC)
     if text == "now":
         return now
-    unit = _UNITS.get(text[-1:].lower())
-    if unit is not None and text[:-1].isdigit() and len(text) <= 12:
-        return now - timedelta(seconds=int(text[:-1]) * unit)
-    moment = parse_timestamp(text)
+    duration = _DURATION.fullmatch(text)
+    if duration is not None:
+        amount, unit = duration.groups()
+        try:
+            return now - timedelta(seconds=int(amount) * _UNITS[unit.lower()])
+        except OverflowError:
+            raise QueryError(f"{text!r} reaches back before the year 1") from None
+    moment = read_timestamp(text)
     if moment is None:
         raise QueryError(
             f"cannot read time {text!r}: use a duration like 15m, 2h, 7d or a timestamp "
