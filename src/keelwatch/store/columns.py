@@ -7,6 +7,7 @@ promoted field from its column and any other field from ``doc``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,14 +22,26 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def _integer(value: Any) -> int | None:
+_INTEGER_TEXT = re.compile(r"\s*-?[0-9]{1,20}\s*")
+
+
+def _integer(value: Any, bits: int) -> int | None:
+    """An int (or digit string) that fits a ``bits``-wide signed column; None for anything else."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        value = int(value)
     if isinstance(value, int):
-        return value if -(2**63) <= value < 2**63 else None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return _integer(int(value))
+        return value if -(2 ** (bits - 1)) <= value < 2 ** (bits - 1) else None
     return None
+
+
+def _int32(value: Any) -> int | None:
+    return _integer(value, 32)
+
+
+def _int64(value: Any) -> int | None:
+    return _integer(value, 64)
 
 
 def _moment(value: Any) -> datetime | None:
@@ -55,8 +68,8 @@ class Column:
 def _col(field: str, name: str, sql_type: str = "VARCHAR") -> Column:
     kinds: dict[str, tuple[pa.DataType, Callable[[Any], Any]]] = {
         "VARCHAR": (pa.string(), _text),
-        "INTEGER": (pa.int32(), _integer),
-        "BIGINT": (pa.int64(), _integer),
+        "INTEGER": (pa.int32(), _int32),
+        "BIGINT": (pa.int64(), _int64),
         "TIMESTAMP": (pa.timestamp("us"), _moment),
     }
     arrow_type, coerce = kinds[sql_type]
