@@ -33,7 +33,15 @@ DESCRIPTION = (
 NATIVE = "container_log"
 _STREAMS = frozenset(("stdout", "stderr"))
 _MESSAGE_KEYS = ("log", "message", "MESSAGE")  # docker/Fluent Bit, Vector/CRI parser, journald
-_TIME_KEYS = ("time", "timestamp", "@timestamp", "date")
+# docker/CRI, Vector, Elasticsearch-style, Fluent Bit json output, journald (µs since the epoch)
+_TIME_KEYS = (
+    "time",
+    "timestamp",
+    "@timestamp",
+    "date",
+    "_SOURCE_REALTIME_TIMESTAMP",
+    "__REALTIME_TIMESTAMP",
+)
 _CRI_TAGS = frozenset(("P", "F"))
 # (ECS field, Fluent Bit name, Vector name) for the strings of the kubernetes object.
 _KUBERNETES_STRINGS = (

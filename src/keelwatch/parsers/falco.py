@@ -149,10 +149,12 @@ def _map_output_fields(fields: dict[str, Any], out: Fields) -> None:
     if uid is not None:
         out["user.id"] = str(uid)
 
-    # container.id "host" is Falco's way of saying the process runs outside any container.
-    short_id = _text(get("container.id"))
-    if short_id != "host":
-        _put(out, "container.id", _text(get("container.full_id")) or short_id)
+    # container.id "host" is Falco's way of saying the process runs outside any container. The
+    # short id is kept even when the rule also prints container.full_id, so that every alert from
+    # one container carries the same id.
+    container_id = _text(get("container.id"))
+    if container_id != "host":
+        _put(out, "container.id", container_id)
         _put(out, "container.name", _text(get("container.name")))
         _put(out, "container.image.name", _image(get))
 

@@ -220,6 +220,11 @@ def _classify(kind: str, inner: dict[str, Any], out: Fields) -> tuple[list[str],
 
     function = _text(inner.get("function_name")) or ""
     socket, path = _scan_args(inner.get("args"))
+    if socket is None:
+        # Return probes such as inet_csk_accept report the socket as their return value.
+        returned = inner.get("return")
+        if isinstance(returned, dict) and isinstance(returned.get("sock_arg"), dict):
+            socket = returned["sock_arg"]
     if socket is not None:
         _map_socket(socket, function, out)
         if "connect" in function or "accept" in function:
