@@ -27,7 +27,7 @@ DATASET = "aws.cloudtrail"
 DESCRIPTION = "AWS CloudTrail events (log files, single events, EventBridge)"
 PREFIX = "aws.cloudtrail"
 
-# Top-level CloudTrail names as Athena/Glue tables spell them (all lower case).
+# CloudTrail names as Athena/Glue tables spell them (all lower case).
 _CANONICAL = {
     name.lower(): name
     for name in (
@@ -38,6 +38,9 @@ _CANONICAL = {
         "sharedEventID", "vpcEndpointId", "vpcEndpointAccountId", "eventCategory",
         "tlsDetails", "sessionCredentialFromConsole", "serviceEventDetails", "edgeDeviceDetails",
         "insightDetails", "addendum",
+        # inside userIdentity
+        "principalId", "accountId", "userName", "accessKeyId", "sessionContext", "invokedBy",
+        "onBehalfOf", "identityProvider",
     )
 }  # fmt: skip
 
@@ -109,7 +112,9 @@ def _parse_event(event: Any, ctx: ParseContext) -> None:
         raise ParseError(f"a CloudTrail event is a JSON object, not {type(event).__name__}")
     original = event
     if "eventName" not in event and "eventname" in event:
-        event = {_CANONICAL.get(key, key): value for key, value in event.items()}
+        event = _canonical(event)
+        if isinstance(event.get("userIdentity"), dict):
+            event["userIdentity"] = _canonical(event["userIdentity"])
     name = event.get("eventName")
     if not isinstance(name, str) or not name:
         raise ParseError("not a CloudTrail event: no eventName")
@@ -136,6 +141,10 @@ def _parse_event(event: Any, ctx: ParseContext) -> None:
             _set_str(out, "cloud.account.id", identity.get("accountId"))
     _set_categories(out, name, source)
     ctx.emit(out, original)
+
+
+def _canonical(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {_CANONICAL.get(key, key): value for key, value in mapping.items()}
 
 
 def _set_str(out: Fields, name: str, value: Any) -> None:

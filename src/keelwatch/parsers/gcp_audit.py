@@ -49,18 +49,23 @@ _AUDIT_FIELDS = frozenset(
 _NUMERIC_SEVERITY = {0: None, 100: INFO, 200: INFO, 300: LOW, 400: MEDIUM, 500: HIGH}
 _REGION = re.compile(r"[a-z]+-[a-z]+\d+")
 _ZONE = re.compile(r"([a-z]+-[a-z]+\d+)-[a-z]")
+_K8S_LABELS = (
+    ("cluster_name", "orchestrator.cluster.name"),
+    ("namespace_name", "kubernetes.namespace"),
+    ("pod_name", "kubernetes.pod.name"),
+    ("node_name", "kubernetes.node.name"),
+    ("container_name", "container.name"),
+)
 _IANA_TRANSPORT = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}
 
 
 def matches(record: Record) -> bool:
     if not isinstance(record, dict):
         return False
-    proto = record.get("protoPayload")
+    proto = record.get("protoPayload", record.get("protopayload"))
     if isinstance(proto, dict):
-        # GKE audit entries belong to k8s-audit (tried first by "auto").
-        if proto.get("serviceName") == _GKE_SERVICE:
-            return False
-        return proto.get("@type") == AUDIT_TYPE or "logName" in record or "insertId" in record
+        # Only Cloud Logging uses protoPayload; GKE audit entries belong to k8s-audit.
+        return proto.get("serviceName") != _GKE_SERVICE
     if isinstance(record.get("protopayload_auditlog"), dict):
         return True
     return ("jsonPayload" in record or "textPayload" in record) and isinstance(
@@ -182,6 +187,9 @@ def _set_cloud(out: Fields, entry: dict[str, Any], audit: dict[str, Any] | None)
         elif scope == "organizations" and owner:
             out["cloud.account.id"] = owner
     _set_str(out, "cloud.project.id", project)
+    if str(dig(entry, "resource", "type")).startswith("k8s_"):  # GKE logs routed to Cloud Logging
+        for label, name in _K8S_LABELS:
+            _set_str(out, name, labels.get(label))
 
     places = [labels.get("region"), labels.get("zone"), labels.get("location")]
     if audit is not None:
