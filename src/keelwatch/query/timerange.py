@@ -10,7 +10,7 @@ from keelwatch.model.fields import parse_timestamp
 from keelwatch.store.base import TimeRange
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"([0-9]{1,11})([smhdw])", re.IGNORECASE)
+_DURATION = re.compile(r"(\d{1,11})([smhdw])", re.IGNORECASE)  # \d: decimal digits, not "²"
 
 
 def read_timestamp(text: str) -> datetime | None:
