@@ -147,12 +147,11 @@ def _set_report(out: Fields, report: dict[str, Any], ctx: ParseContext) -> None:
     flatten(
         {k: v for k, v in report.items() if k not in lists}, f"{PREFIX}.report", out, ctx.limits
     )
+    # Workload images always name their registry; node components (kubelet…) do not.
     repository = dig(report, "artifact", "repository")
-    if isinstance(repository, str) and repository:
-        image = repository
-        server = dig(report, "registry", "server")
-        if isinstance(server, str) and server:
-            image = f"{server}/{image}"
+    server = dig(report, "registry", "server")
+    if isinstance(repository, str) and repository and isinstance(server, str) and server:
+        image = f"{server}/{repository}"
         tag, digest = dig(report, "artifact", "tag"), dig(report, "artifact", "digest")
         if isinstance(tag, str) and tag:
             image = f"{image}:{tag}"
