@@ -94,6 +94,8 @@ def parse(record: Record, ctx: ParseContext) -> None:
         raise ParseError(f"a CloudTrail event is a JSON object, not {type(record).__name__}")
     records = record.get("Records")
     if isinstance(records, list):
+        if not records:
+            raise ParseError("CloudTrail log file with no Records")
         for item in records:
             try:
                 _parse_event(item, ctx)

@@ -59,6 +59,17 @@ def matches(record: Record) -> bool:
 
 
 def parse(record: Record, ctx: ParseContext) -> None:
+    before = _produced(ctx)
+    _parse(record, ctx)
+    if _produced(ctx) == before:  # nothing may vanish without a reason
+        raise ParseError("Kubescape report without any control results")
+
+
+def _produced(ctx: ParseContext) -> int:
+    return len(ctx.batch.findings) + len(ctx.batch.dead_letters)
+
+
+def _parse(record: Record, ctx: ParseContext) -> None:
     if not isinstance(record, dict):
         raise ParseError(f"a Kubescape report is a JSON object, not {type(record).__name__}")
     if "alertMessage" in record and "alertObject" in record:

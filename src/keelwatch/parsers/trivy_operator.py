@@ -54,6 +54,17 @@ def matches(record: Record) -> bool:
 
 
 def parse(record: Record, ctx: ParseContext) -> None:
+    before = _produced(ctx)
+    _parse(record, ctx)
+    if _produced(ctx) == before:  # nothing may vanish without a reason
+        raise ParseError("Trivy report without any vulnerability, check, secret or control")
+
+
+def _produced(ctx: ParseContext) -> int:
+    return len(ctx.batch.findings) + len(ctx.batch.dead_letters)
+
+
+def _parse(record: Record, ctx: ParseContext) -> None:
     if not isinstance(record, dict):
         raise ParseError(f"a Trivy report is a JSON object, not {type(record).__name__}")
     kind = record.get("kind")
@@ -114,7 +125,7 @@ def _parse_resource(obj: Any, ctx: ParseContext) -> None:
     body = obj.get(body_key)
     if not isinstance(body, dict):
         if handler is _compliance:
-            return  # a compliance report not evaluated yet has only its spec
+            raise ParseError(f"{kind} has no status yet: no control was evaluated")
         raise ParseError(f"trivy-operator {kind} without a {body_key} object")
     if handler is _compliance:
         base["rule.ruleset"] = _ruleset(dig(obj, "spec", "compliance"))
