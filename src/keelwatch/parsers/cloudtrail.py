@@ -214,6 +214,7 @@ def _set_user(out: Fields, identity: dict[str, Any]) -> None:
 
 
 def _set_categories(out: Fields, name: str, source: Any) -> None:
+    source = source if isinstance(source, str) else ""
     if source == "signin.amazonaws.com" or name.startswith("AssumeRole") or name in _AUTH_EVENTS:
         out["event.category"] = ["authentication"]
         out["event.type"] = ["start"] if name != "ExitRole" else ["end"]
