@@ -46,15 +46,9 @@ _INTERIM_STAGES = frozenset({"RequestReceived", "ResponseStarted"})
 _AKS_CATEGORIES = frozenset({"kube-audit", "kube-audit-admin"})
 _EKS_AUDIT_STREAM = "kube-apiserver-audit"
 _VERB_TYPES = {
-    "create": "creation",
-    "update": "change",
-    "patch": "change",
-    "delete": "deletion",
-    "deletecollection": "deletion",
-    "get": "access",
-    "list": "access",
-    "watch": "access",
-}
+    "create": "creation", "update": "change", "patch": "change", "delete": "deletion",
+    "deletecollection": "deletion", "get": "access", "list": "access", "watch": "access",
+}  # fmt: skip
 _VERBS = frozenset({*_VERB_TYPES, "proxy", "bind", "escalate", "impersonate", "approve", "sign"})
 _DECISION_TYPES = {"allow": "allowed", "forbid": "denied"}
 # google.rpc.Code → HTTP status, as Google's own API gateways translate them.
@@ -62,22 +56,29 @@ GRPC_TO_HTTP = {
     0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429,
     9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
 }  # fmt: skip
+_REF_FIELDS = (
+    ("namespace", "orchestrator.namespace"), ("resource", "orchestrator.resource.type"),
+    ("name", "orchestrator.resource.name"), ("subresource", "orchestrator.resource.subresource"),
+)  # fmt: skip
+_GKE_LABELS = (("cluster_name", "orchestrator.cluster.name"), ("project_id", "cloud.project.id"))
 _USER_KEYS = ("user.name", "user.id", "user.group.name")
 _EFFECTIVE_KEYS = ("user.effective.name", "user.effective.id", "user.effective.group.name")
 _PEEK_CHARS = 1368  # base64 characters (a multiple of 4) enough to see a payload's header
 _PEEK_MARKERS = (b'"CONTROL_MESSAGE"', b'"audit.k8s.io/')
+_GZIP_B64 = "H4sI"  # base64 of the gzip magic and deflate method
+_B64_STARTS = (_GZIP_B64, "ey", "ew")  # gzip, or JSON starting with '{"' or '{' + whitespace
 
 
 def matches(record: Record) -> bool:
     """Cheap shape test: key checks, plus a 1 KB peek into compressed CloudWatch payloads."""
-    if isinstance(record, str):
-        return _peek_audit(_unquote(record))
+    if isinstance(record, str):  # a bare CloudWatch payload is always gzipped
+        text = _unquote(record)
+        return text.startswith(_GZIP_B64) and _peek_audit(text)
     if not isinstance(record, dict):
         return False
     kind = record.get("kind")
     if kind == "EventList":
-        api = record.get("apiVersion")
-        return isinstance(api, str) and api.startswith(_AUDIT_API)
+        return _starts(record.get("apiVersion"), _AUDIT_API)
     if kind == "Event" or "auditID" in record or "apiVersion" in record:
         return _looks_audit(record)
     payload = record.get("protoPayload")
@@ -134,7 +135,7 @@ def _looks_audit(obj: dict[str, Any]) -> bool:
         return False
     api = obj.get("apiVersion")
     if api is not None:
-        return isinstance(api, str) and api.startswith(_AUDIT_API)
+        return _starts(api, _AUDIT_API)
     if obj.get("kind") == "Event":  # trimmed events (Panther's EKS tests) omit apiVersion
         return not _AUDIT_KEYS.isdisjoint(obj)
     return "auditID" in obj and ("verb" in obj or "stage" in obj)
@@ -143,8 +144,7 @@ def _looks_audit(obj: dict[str, Any]) -> bool:
 def _is_gke(payload: dict[str, Any]) -> bool:
     service = payload.get("serviceName")
     if service is None:  # trimmed entries keep only the method
-        method = payload.get("methodName")
-        return isinstance(method, str) and method.startswith("io.k8s.")
+        return _starts(payload.get("methodName"), "io.k8s.")
     return isinstance(service, str) and service == "k8s.io"
 
 
@@ -153,27 +153,19 @@ def _is_eks_payload(record: dict[str, Any]) -> bool:
     if kind == "CONTROL_MESSAGE":  # a subscription health check: accepted, yields nothing
         return True
     group, stream = record.get("logGroup"), record.get("logStream")
-    return (
-        kind == "DATA_MESSAGE"
-        and isinstance(group, str)
-        and group.startswith("/aws/eks/")
-        and isinstance(stream, str)
-        and stream.startswith(_EKS_AUDIT_STREAM)
-    )
+    eks = isinstance(group, str) and group.startswith("/aws/eks/")
+    return kind == "DATA_MESSAGE" and eks and _starts(stream, _EKS_AUDIT_STREAM)
 
 
 def _is_aks(record: dict[str, Any]) -> bool:
     category = record.get("category")
-    return (
-        isinstance(category, str)
-        and category in _AKS_CATEGORIES
-        and isinstance(record.get("properties"), dict)
-    )
+    audit = isinstance(category, str) and category in _AKS_CATEGORIES
+    return audit and isinstance(record.get("properties"), dict)
 
 
 def _peek_audit(data: Any) -> bool:
     """Decode only the head of a base64 (gzip) payload and look for audit markers."""
-    if not isinstance(data, str) or not data:
+    if not isinstance(data, str) or not data.startswith(_B64_STARTS):
         return False
     try:
         head = binascii.a2b_base64(data[:_PEEK_CHARS])
@@ -191,7 +183,7 @@ def _peek_audit(data: Any) -> bool:
 
 def _event_list(record: dict[str, Any], ctx: ParseContext) -> None:
     api = record.get("apiVersion")
-    if api is not None and not (isinstance(api, str) and api.startswith(_AUDIT_API)):
+    if api is not None and not _starts(api, _AUDIT_API):
         raise ParseError(f"EventList apiVersion {_show(api)} is not audit.k8s.io (use k8s-event)")
     items = record.get("items")
     if not isinstance(items, list):
@@ -211,20 +203,17 @@ def _batch(records: Any, ctx: ParseContext) -> None:
         try:
             if not isinstance(item, dict):
                 raise ParseError(f"batch item is {_type(item)}, not an object")
-            if "data" in item:
-                _firehose_item(_decode_payload(item["data"]), ctx)
-            else:
+            if "data" not in item:
                 _aks(item, ctx)
+                continue
+            payload = _decode_payload(item["data"])
+            # Firehose's own decompression with message extraction leaves the bare Event.
+            if isinstance(payload, dict) and "messageType" not in payload:
+                _emit_event(payload, ctx, payload)
+            else:
+                _cloudwatch(payload, ctx)
         except RecordError as error:
             ctx.reject(item, error.reason)
-
-
-def _firehose_item(payload: Any, ctx: ParseContext) -> None:
-    # With Firehose's own decompression and message extraction the data is the audit Event.
-    if isinstance(payload, dict) and "messageType" not in payload:
-        _emit_event(payload, ctx, payload)
-    else:
-        _cloudwatch(payload, ctx)
 
 
 def _decode_payload(data: Any) -> Any:
@@ -263,7 +252,7 @@ def _cloudwatch(payload: Any, ctx: ParseContext) -> None:
     extra: Fields = {"cloud.provider": "aws"}
     group, stream = payload.get("logGroup"), payload.get("logStream")
     if isinstance(group, str) and group.startswith("/aws/eks/"):
-        if not (isinstance(stream, str) and stream.startswith(_EKS_AUDIT_STREAM)):
+        if not _starts(stream, _EKS_AUDIT_STREAM):
             raise ParseError(f"EKS log stream {_show(stream)} is not the audit stream")
         parts = group.split("/")  # /aws/eks/<cluster>/cluster
         if len(parts) == 5 and parts[3]:
@@ -327,7 +316,8 @@ def _gke(entry: dict[str, Any], ctx: ParseContext) -> None:
         event["verb"] = segments[-1]
     name = payload.get("resourceName")
     if not isinstance(name, str) or not name:
-        name = _first_authorized_resource(payload.get("authorizationInfo"))
+        info = payload.get("authorizationInfo")
+        name = _text(info[0], "resource") if isinstance(info, list) and info else None
     if name:
         ref = _object_ref(name)
         if ref is None:  # a non-resource path such as /readyz
@@ -369,11 +359,6 @@ def _gke(entry: dict[str, Any], ctx: ParseContext) -> None:
     ctx.emit(fields, entry)
 
 
-def _first_authorized_resource(info: Any) -> str | None:
-    first = info[0] if isinstance(info, list) and info else None
-    return _text(first, "resource")
-
-
 def _object_ref(name: str) -> dict[str, str] | None:
     """``group/version/[namespaces/NS/]resource[/name[/subresource]]``; None for other paths."""
     parts = name.strip("/").split("/")
@@ -412,10 +397,7 @@ def _gcp_resource(resource: Any, out: Fields) -> None:
     labels = resource.get("labels") if isinstance(resource, dict) else None
     if not isinstance(labels, dict):
         return
-    for label, field in (
-        ("cluster_name", "orchestrator.cluster.name"),
-        ("project_id", "cloud.project.id"),
-    ):
+    for label, field in _GKE_LABELS:
         if isinstance(labels.get(label), str) and labels[label]:
             out[field] = labels[label]
     location = labels.get("location")
@@ -451,7 +433,7 @@ def _problem(event: Any) -> str | None:
     if kind != "Event":
         return f"kind is {_show(kind)}, not Event"
     api = event.get("apiVersion")
-    if api is not None and not (isinstance(api, str) and api.startswith(_AUDIT_API)):
+    if api is not None and not _starts(api, _AUDIT_API):
         return f"apiVersion {_show(api)} is not audit.k8s.io (a core Event belongs to k8s-event)"
     if api is None and "kind" not in event and "auditID" not in event:
         return "no kind, apiVersion or auditID: not an audit Event"
@@ -534,31 +516,27 @@ def _object(event: dict[str, Any], verb: Any, out: Fields) -> None:
     ref = event.get("objectRef")
     if not isinstance(ref, dict):
         return
-    namespace, resource = _text(ref, "namespace"), _text(ref, "resource")
-    name, subresource = _text(ref, "name"), _text(ref, "subresource")
-    group, version = _text(ref, "apiGroup"), _text(ref, "apiVersion")
-    if name is None and verb == "create" and subresource is None:
-        # A create names its object in the body (or the server generates the name).
-        name = _text(event.get("responseObject"), "metadata", "name") or _text(
-            event.get("requestObject"), "metadata", "name"
-        )
-    for field, value in (
-        ("orchestrator.namespace", namespace),
-        ("orchestrator.resource.type", resource),
-        ("orchestrator.resource.name", name),
-        ("orchestrator.resource.subresource", subresource),
-    ):
-        if value is not None:
+    for key, field in _REF_FIELDS:
+        value = ref.get(key)
+        if isinstance(value, str) and value:
             out[field] = value
-    if version is not None:
+    name = out.get("orchestrator.resource.name")
+    if name is None and verb == "create" and "orchestrator.resource.subresource" not in out:
+        # A create names its object in the body (or the server generates the name).
+        name = _text(event.get("responseObject"), "metadata", "name")
+        name = name or _text(event.get("requestObject"), "metadata", "name")
+        if name:
+            out["orchestrator.resource.name"] = name
+    group, version = _text(ref, "apiGroup"), _text(ref, "apiVersion")
+    if version:
         out["orchestrator.api_version"] = f"{group}/{version}" if group else version
-    if resource == "pods" and not group:
-        if namespace is not None:
-            out["kubernetes.namespace"] = namespace
-        if name is not None:
+    if out.get("orchestrator.resource.type") == "pods" and not group:
+        if "orchestrator.namespace" in out:
+            out["kubernetes.namespace"] = out["orchestrator.namespace"]
+        if name:
             out["kubernetes.pod.name"] = name
         uid = _text(ref, "uid")
-        if uid is not None:
+        if uid:
             out["kubernetes.pod.uid"] = uid
 
 
@@ -572,6 +550,10 @@ def _text(node: Any, *path: str) -> str | None:
             return None
         node = node.get(step)
     return node if isinstance(node, str) and node else None
+
+
+def _starts(value: Any, prefix: str) -> bool:
+    return isinstance(value, str) and value.startswith(prefix)
 
 
 def _is_version(segment: str) -> bool:
