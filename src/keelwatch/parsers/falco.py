@@ -32,6 +32,7 @@ _EXEC_SYSCALLS = frozenset(("execve", "execveat"))
 _FILE_FD_TYPES = frozenset(("file", "directory"))
 _NET_FD_TYPES = frozenset(("ipv4", "ipv6"))
 _TRANSPORTS = frozenset(("tcp", "udp", "icmp", "raw"))
+_JSON_TYPES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
 
 
 def matches(record: Record) -> bool:
@@ -51,7 +52,7 @@ def parse(record: Record, ctx: ParseContext) -> None:
             raise ParseError("text line holds no Falco JSON alert")
         alert = found
     else:
-        raise ParseError(f"a Falco alert is a JSON object, not {type(record).__name__}")
+        raise ParseError(f"a Falco alert is a JSON object, not {_json_type(record)}")
 
     rule = alert.get("rule")
     if not isinstance(rule, str) or not rule:
@@ -60,7 +61,7 @@ def parse(record: Record, ctx: ParseContext) -> None:
     if output_fields is None:
         output_fields = {}
     elif not isinstance(output_fields, dict):
-        raise ParseError(f"output_fields is a {type(output_fields).__name__}, not an object")
+        raise ParseError(f"output_fields is {_json_type(output_fields)}, not an object")
 
     out: Fields = {
         "event.kind": "alert",
@@ -266,3 +267,14 @@ def _int(value: Any) -> int | None:
 
 def _port(value: Any) -> int | None:
     return value if type(value) is int and 0 <= value <= 65535 else None
+
+
+def _json_type(value: Any) -> str:
+    """How a value reads in JSON terms, for dead-letter reasons."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return _JSON_TYPES.get(type(value), type(value).__name__)

@@ -38,6 +38,7 @@ _DNS_RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"
 # Labels Cilium derives for its own use rather than copying from the pod.
 _DERIVED_LABEL_PREFIXES = ("io.cilium.k8s.", "io.kubernetes.pod.namespace")
 _NOT_FLOWS = ("lost_events", "node_status")
+_JSON_TYPES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
 
 
 def matches(record: Record) -> bool:
@@ -51,12 +52,12 @@ def matches(record: Record) -> bool:
 
 def parse(record: Record, ctx: ParseContext) -> None:
     if not isinstance(record, dict):
-        raise ParseError(f"a Hubble flow is a JSON object, not {type(record).__name__}")
+        raise ParseError(f"a Hubble flow is a JSON object, not {_json_type(record)}")
     out: Fields = {"event.kind": "event", "event.dataset": DATASET, "event.category": ["network"]}
     flow: Any = record.get("flow")
     if flow is not None:
         if not isinstance(flow, dict):
-            raise ParseError(f"flow is a {type(flow).__name__}, not an object")
+            raise ParseError(f"flow is {_json_type(flow)}, not an object")
         flatten(record, "hubble", out, ctx.limits)
     elif _looks_like_flow(record):
         flow = record
@@ -249,3 +250,14 @@ def _text(value: Any) -> str | None:
 
 def _port(value: Any) -> int | None:
     return value if type(value) is int and 0 <= value <= 65535 else None
+
+
+def _json_type(value: Any) -> str:
+    """How a value reads in JSON terms, for dead-letter reasons."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return _JSON_TYPES.get(type(value), type(value).__name__)

@@ -82,6 +82,7 @@ _FILE_VERBS = (
 )
 # Container ids come as "containerd://<id>", "docker://<id>", "cri-o://<id>".
 _RUNTIME_SCHEME = "://"
+_JSON_TYPES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
 
 
 def matches(record: Record) -> bool:
@@ -94,7 +95,7 @@ def matches(record: Record) -> bool:
 
 def parse(record: Record, ctx: ParseContext) -> None:
     if not isinstance(record, dict):
-        raise ParseError(f"a Tetragon event is a JSON object, not {type(record).__name__}")
+        raise ParseError(f"a Tetragon event is a JSON object, not {_json_type(record)}")
     kind = _event_type(record)
     if kind is None:
         raise ParseError("no Tetragon event-type key (process_exec, process_kprobe, …)")
@@ -364,3 +365,14 @@ def _int(value: Any) -> int | None:
 
 def _port(value: Any) -> int | None:
     return value if type(value) is int and 0 <= value <= 65535 else None
+
+
+def _json_type(value: Any) -> str:
+    """How a value reads in JSON terms, for dead-letter reasons."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
