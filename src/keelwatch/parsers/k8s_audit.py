@@ -100,7 +100,10 @@ def matches(record: Record) -> bool:
 
 def parse(record: Record, ctx: ParseContext) -> None:
     if isinstance(record, str):
-        _cloudwatch(_decode_payload(_unquote(record)), ctx)
+        text = _unquote(record)
+        if not text.startswith(_GZIP_B64):
+            raise ParseError("a text record must be a gzipped, base64 CloudWatch Logs payload")
+        _cloudwatch(_decode_payload(text), ctx)
         return
     if not isinstance(record, dict):
         raise ParseError(f"an audit record must be a JSON object, not {_type(record)}")
@@ -303,9 +306,9 @@ def _aks(record: dict[str, Any], ctx: ParseContext) -> None:
     _emit_event(log, ctx, record, extra, parse_timestamp(record.get("time")))
 
 
-def _gke(entry: dict[str, Any], ctx: ParseContext) -> None:
+def _gke(record: dict[str, Any], ctx: ParseContext) -> None:
     """Convert a GKE Cloud Audit Log entry to the audit Event's names, keep the entry as is."""
-    entry = _without_panther(entry)
+    entry = _without_panther(record)
     payload = entry.get("protoPayload")
     if not isinstance(payload, dict) or not _is_gke(payload):
         raise ParseError("LogEntry is not a GKE Kubernetes audit entry (serviceName k8s.io)")
@@ -356,7 +359,7 @@ def _gke(entry: dict[str, Any], ctx: ParseContext) -> None:
     when = parse_timestamp(entry.get("timestamp")) or parse_timestamp(entry.get("receiveTimestamp"))
     fields = _audit_fields(event, ctx, extra, when)
     flatten(entry, "gcp.audit", fields, ctx.limits)
-    ctx.emit(fields, entry)
+    ctx.emit(fields, record)
 
 
 def _object_ref(name: str) -> dict[str, str] | None:
