@@ -58,11 +58,12 @@ def _flatten_into(
         raise RecordTooLarge(f"nesting deeper than {max_depth} levels at {prefix or 'top level'}")
     for key, item in value.items():
         name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(item, Mapping):
+        kind = type(item)  # exact type checks first: decoded JSON is plain dicts and lists
+        if kind is dict or (kind is not list and isinstance(item, Mapping)):
             if item:
                 _flatten_into(item, name, out, depth + 1, max_depth, budget)
             continue
-        if isinstance(item, list):
+        if kind is list:
             _charge_list(item, name, depth + 1, max_depth, budget)
         else:
             budget[0] -= 1
@@ -80,9 +81,9 @@ def _charge_list(
         node, level = stack.pop()
         if level > max_depth:
             raise RecordTooLarge(f"nesting deeper than {max_depth} levels at {name}")
-        children = node.values() if isinstance(node, Mapping) else node
+        children = node.values() if type(node) is dict or isinstance(node, Mapping) else node
         for child in children:
-            if isinstance(child, Mapping | list):
+            if type(child) in (dict, list) or isinstance(child, Mapping):
                 stack.append((child, level + 1))
             else:
                 budget[0] -= 1
