@@ -135,6 +135,23 @@ def test_auto_routes_alerts_to_falco() -> None:
     assert (parser := recognise(syslog(alert()))) is not None and parser.name == "falco"
 
 
+def test_collector_records_carrying_an_alert_line() -> None:
+    tailed = {"date": 1757838600.1, "log": syslog(alert())}
+    stdout = {
+        "log": orjson.dumps(alert()).decode() + "\n",
+        "stream": "stdout",
+        "kubernetes": {"pod_name": "falco-5k2jd", "namespace_name": "falco"},
+    }
+    vector = {"message": orjson.dumps(alert()).decode(), "stream": "stdout"}
+    for record in (tailed, stdout, vector):
+        assert falco.matches(record)
+        assert (parser := recognise(record)) is not None and parser.name == "falco"
+    batch = run(tailed, stdout, vector, {"log": "Falco initialized", "stream": "stdout"})
+    assert [e["event.id"] for e in batch.events] == [alert()["uuid"]] * 3
+    assert batch.events[0]["event.original"] == orjson.dumps(tailed).decode()
+    assert reasons(batch) == ["the log line holds no Falco JSON alert"]
+
+
 def test_json_part_must_start_within_the_prefix_bound() -> None:
     far = syslog(alert(), "x" * 600 + " falco: ")
     assert not falco.matches(far)

@@ -3,7 +3,9 @@
 Falco and Falcosidekick send the same object (``time``, ``rule``, ``priority``, ``output``,
 ``output_fields``, ``source``, ``tags``, ``hostname``, ``uuid``). When Falco logs through syslog
 the alert arrives as a text line, ``<syslog header> falco: {...}``; the JSON part is taken from the
-first ``{`` within a bounded prefix, so no regular expression ever scans the line.
+first ``{`` within a bounded prefix, so no regular expression ever scans the line. The same line
+may come inside a collector's record (``{"log": ...}`` from Fluent Bit tailing syslog or Falco's
+stdout, ``{"message": ...}`` from Vector); the alert is taken from there.
 
 Native fields keep Falco's names under ``falco.``; every output field is ONE key with its dots
 kept (``falco.output_fields.proc.cmdline``), so rules written with Falco field names map by prefix.
@@ -26,6 +28,8 @@ DESCRIPTION = "Falco alerts: json_output, Falcosidekick webhook, syslog lines ca
 
 # A syslog header plus a relay's own prefix fit well within this; the JSON must start before it.
 _MAX_PREFIX = 512
+# Where collectors put a line they did not parse (Fluent Bit/docker "log", Vector/CRI "message").
+_LINE_KEYS = ("log", "message")
 # Falco prints this where a field has no value (older versions; newer ones send null).
 _NOT_AVAILABLE = "<NA>"
 _EXEC_SYSCALLS = frozenset(("execve", "execveat"))
@@ -37,7 +41,7 @@ _JSON_TYPES: dict[type, str] = {dict: "an object", list: "an array", str: "a str
 
 def matches(record: Record) -> bool:
     if isinstance(record, dict):
-        return _looks_like_alert(record)
+        return _looks_like_alert(record) or _wrapped_alert(record) is not None
     if isinstance(record, str):
         return _alert_in_line(record) is not None
     return False
@@ -46,6 +50,11 @@ def matches(record: Record) -> bool:
 def parse(record: Record, ctx: ParseContext) -> None:
     if isinstance(record, dict):
         alert: dict[str, Any] = record
+        if "rule" not in record and (line_key := _line_key(record)) is not None:
+            wrapped = _alert_in_line(record[line_key])
+            if wrapped is None:
+                raise ParseError(f"the {line_key} line holds no Falco JSON alert")
+            alert = wrapped
     elif isinstance(record, str):
         found = _alert_in_line(record)
         if found is None:
@@ -87,6 +96,19 @@ def _looks_like_alert(record: dict[str, Any]) -> bool:
         and "priority" in record
         and ("output" in record or "output_fields" in record)
     )
+
+
+def _wrapped_alert(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The alert in a collector's record of a syslog or stdout line (``{"log": "... {...}"}``)."""
+    key = _line_key(record)
+    return None if key is None else _alert_in_line(record[key])
+
+
+def _line_key(record: dict[str, Any]) -> str | None:
+    for key in _LINE_KEYS:
+        if isinstance(record.get(key), str):
+            return key
+    return None
 
 
 def _alert_in_line(line: str) -> dict[str, Any] | None:
