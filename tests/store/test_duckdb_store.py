@@ -45,6 +45,7 @@ def finding(n: int, rule: str, status: str) -> dict[str, Any]:
         "rule.name": f"rule {rule}",
         "finding.status": status,
         "resource.kind": "Node",
+        "message": f"Ensure that {rule} is set",
         "kube_bench.test.remediation": "chmod 600 /etc/kubernetes/manifests/kube-apiserver.yaml",
         "event.original": f'{{"test":"{rule}"}}',
     }
@@ -103,6 +104,9 @@ def test_one_batch_holds_events_findings_and_dead_letters(store: DuckDBStore) ->
     assert store.search("kube_bench.test.remediation:*", EVERYTHING, table="findings").total == 2
     assert store.search("*kube-apiserver*", EVERYTHING, table="findings").total == 0  # original
     assert store.search("1.1.2", EVERYTHING, table="findings").total == 1
+    # message is not a findings column, yet it is still matched as text
+    assert store.search("message:ENSURE", EVERYTHING, table="findings").total == 2
+    assert store.search("message:*1.1.2*", EVERYTHING, table="findings").total == 1
     assert store.count_by("", "finding.status", EVERYTHING, table="findings") == [
         ("FAIL", 1),
         ("PASS", 1),
