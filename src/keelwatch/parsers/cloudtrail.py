@@ -14,7 +14,7 @@ fields are derived from it (see docs/sources/cloudtrail.md for the rules).
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import ipaddress
 from typing import Any
 
@@ -172,9 +172,19 @@ def _set_source(out: Fields, address: Any) -> None:
     if not isinstance(address, str) or not address:
         return
     out["source.address"] = address
-    # Not an IP: a service name, "AWS Internal", or an address written with leading zeros.
-    with contextlib.suppress(ValueError):
-        out["source.ip"] = str(ipaddress.ip_address(address))
+    ip = _as_ip(address)
+    if ip is not None:
+        out["source.ip"] = ip
+
+
+@functools.lru_cache(maxsize=4096)  # callers repeat: the same few addresses fill a log file
+def _as_ip(text: str) -> str | None:
+    """The address in canonical form, or None for a service name, "AWS Internal", or an
+    address written with leading zeros (ambiguous: octal or decimal?)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 def _set_outcome(out: Fields, event: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ Field rules are in docs/sources/gcp-audit.md.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import ipaddress
 import re
 from typing import Any
@@ -144,10 +144,19 @@ def _set_ip(out: Fields, prefix: str, value: Any) -> None:
         port = rest[1:] if rest.startswith(":") else None
     elif value.count(":") == 1:  # v4:port
         host, port = value.split(":")
-    with contextlib.suppress(ValueError):  # "private", "gce-internal-ip", …
-        out[f"{prefix}.ip"] = str(ipaddress.ip_address(host))
+    ip = _as_ip(host)
+    if ip is not None:  # not "private", "gce-internal-ip", …
+        out[f"{prefix}.ip"] = ip
         if port and port.isdigit():
             out[f"{prefix}.port"] = int(port)
+
+
+@functools.lru_cache(maxsize=4096)  # the same callers recur across a batch
+def _as_ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 def _set_timestamp(out: Fields, entry: dict[str, Any], ctx: ParseContext) -> None:
