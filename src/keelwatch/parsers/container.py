@@ -233,7 +233,7 @@ def _fluent_pair(record: list[Any]) -> tuple[float, dict[str, Any]] | None:
 def _set_time(out: Fields, value: Any, ctx: ParseContext) -> None:
     moment = parse_timestamp(value)
     if moment is None:
-        ctx.warn(f"log time {value!r} is not a timestamp; using the time of receipt")
+        ctx.warn(f"log time {value!r:.80} is not a timestamp; using the time of receipt")
     else:
         out["@timestamp"] = moment
 

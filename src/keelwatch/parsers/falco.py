@@ -137,7 +137,7 @@ def _map_alert(alert: dict[str, Any], out: Fields, ctx: ParseContext) -> None:
     if severity is not None:
         out["event.severity"] = severity
     elif priority is not None:
-        ctx.warn(f"unknown Falco priority {priority!r}; event.severity left unset")
+        ctx.warn(f"unknown Falco priority {priority!r:.80}; event.severity left unset")
     hostname = _text(alert.get("hostname"))
     if hostname:
         out["host.name"] = hostname
@@ -148,7 +148,7 @@ def _map_alert(alert: dict[str, Any], out: Fields, ctx: ParseContext) -> None:
     if when is not None:
         moment = parse_timestamp(when)
         if moment is None:
-            ctx.warn(f"Falco alert time {when!r} is not a timestamp; using the time of receipt")
+            ctx.warn(f"Falco alert time {when!r:.80} is not a timestamp; using the time of receipt")
         else:
             out["@timestamp"] = moment
     tags = alert.get("tags")

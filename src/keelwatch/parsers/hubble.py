@@ -80,7 +80,7 @@ def parse(record: Record, ctx: ParseContext) -> None:
     if when is not None:
         moment = parse_timestamp(when)
         if moment is None:
-            ctx.warn(f"Hubble flow time {when!r} is not a timestamp; using the time of receipt")
+            ctx.warn(f"Hubble flow time {when!r:.80} is not a timestamp; using the time of receipt")
         else:
             out["@timestamp"] = moment
     uuid = _text(flow.get("uuid"))

@@ -117,7 +117,9 @@ def parse(record: Record, ctx: ParseContext) -> None:
     if when is not None:
         moment = parse_timestamp(when)
         if moment is None:
-            ctx.warn(f"Tetragon event time {when!r} is not a timestamp; using the time of receipt")
+            ctx.warn(
+                f"Tetragon event time {when!r:.80} is not a timestamp; using the time of receipt"
+            )
         else:
             out["@timestamp"] = moment
     node = _text(record.get("node_name"))
