@@ -261,9 +261,15 @@ def test_bad_parts_leave_good_neighbours() -> None:
             "controls": [{"controlID": "C-9", "rules": deep}],
         }
     )
+    document["results"].append(
+        {
+            "resourceID": "apps/v1/a/Deployment/mixed",
+            "controls": [{"controlID": "C-8", "rules": deep}, {"controlID": "C-7"}],
+        }
+    )
     batch = run(document)
-    assert len(batch.findings) == 4
-    assert len(batch.dead_letters) == 5
+    assert len(batch.findings) == 5  # four from the scan, C-7 beside its too-deep sibling
+    assert len(batch.dead_letters) == 6
     assert any("nesting deeper" in reason for reason in reasons(batch))
 
 

@@ -169,11 +169,15 @@ def _parse_result(
             ctx.reject(control, "Kubescape control result without a controlID")
             continue
         control_id = control["controlID"]
-        out = dict(shared)
-        flatten(control, f"{PREFIX}.control", out, ctx.limits)
         summary = summaries.get(control_id)
         summary = summary if isinstance(summary, dict) else {}
-        _add_summary(out, summary, ctx)
+        out = dict(shared)
+        try:
+            flatten(control, f"{PREFIX}.control", out, ctx.limits)
+            _add_summary(out, summary, ctx)
+        except RecordError as error:  # this control only; its siblings are fine
+            ctx.reject(control, error.reason)
+            continue
         status = control.get("status")
         if isinstance(status, dict):  # v2 wraps it: {"status": "failed", "subStatus": …}
             status = status.get("status")
