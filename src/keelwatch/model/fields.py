@@ -137,7 +137,7 @@ def parse_timestamp(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return _from_epoch(float(text))
     return _from_rfc3339(text)
 

@@ -58,10 +58,12 @@ def _to_arrow(rows: list[Fields], columns: tuple[Column, ...]) -> pa.Table:
     originals: list[str | None] = []
     for row in rows:
         original = row.pop("event.original", None)
-        docs.append(dumps(row).decode())
+        try:
+            docs.append(dumps(row).decode())
+        finally:
+            if original is not None:
+                row["event.original"] = original
         originals.append(original)
-        if original is not None:
-            row["event.original"] = original
     names = [column.name for column in columns] + ["doc", "original"]
     return pa.Table.from_arrays([*arrays, pa.array(docs), pa.array(originals)], names=names)
 
