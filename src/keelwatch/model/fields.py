@@ -8,6 +8,7 @@ Lists stay whole as values; objects inside lists are kept as they are.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -189,4 +190,8 @@ def dumps(value: Any, *, pretty: bool = False) -> bytes:
     option = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
     if pretty:
         option |= orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-    return orjson.dumps(value, default=_json_default, option=option)
+    try:
+        return orjson.dumps(value, default=_json_default, option=option)
+    except TypeError:  # an integer wider than 64 bits (YAML can make one): the slow, exact path
+        indent = 2 if pretty else None
+        return json.dumps(value, default=_json_default, indent=indent, sort_keys=pretty).encode()

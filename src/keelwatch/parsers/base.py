@@ -16,6 +16,7 @@ whole record: events it emitted for that record are withdrawn and the record is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,7 +60,10 @@ def raw_bytes(record: Record) -> bytes:
         return record
     if isinstance(record, str):
         return record.encode()
-    return orjson.dumps(record)
+    try:
+        return orjson.dumps(record)
+    except TypeError:  # e.g. an integer wider than 64 bits from YAML: keep it, never crash
+        return json.dumps(record, default=str).encode()
 
 
 class ParseContext:

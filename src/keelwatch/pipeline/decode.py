@@ -70,22 +70,33 @@ def decode_body(body: bytes) -> Decoded:
         else:
             _add_value(value, decoded)
             return decoded
-    for line in stripped.splitlines():
-        line = line.strip()
-        if not line:
+    for line in stripped.split(b"\n"):
+        line = line.rstrip(b"\r")  # keep other trailing spaces: CRI partial lines need them
+        content = line.strip()
+        if not content:
             continue
-        if line[0] in _JSON_STARTS:
+        if content[0] in _JSON_STARTS:
             try:
-                _add_value(orjson.loads(line), decoded)
+                _add_value(orjson.loads(content), decoded)
             except orjson.JSONDecodeError as error:
-                decoded.bad_lines.append((line, f"invalid JSON: {error}"))
+                decoded.bad_lines.append((content, f"invalid JSON: {error}"))
         else:
             decoded.records.append(line.decode("utf-8", "replace"))
     return decoded
 
 
+def _is_fluent_event(value: list[object]) -> bool:
+    """Fluent Bit's ``[time, record]`` (or ``[[time, metadata], record]``) event shape."""
+    if len(value) != 2 or not isinstance(value[1], dict):
+        return False
+    head = value[0]
+    if isinstance(head, list):
+        head = head[0] if len(head) == 2 and isinstance(head[1], dict) else None
+    return isinstance(head, int | float) and not isinstance(head, bool)
+
+
 def _add_value(value: object, decoded: Decoded) -> None:
-    if isinstance(value, list):
+    if isinstance(value, list) and not _is_fluent_event(value):
         decoded.records.extend(value)
     else:
         decoded.records.append(value)
