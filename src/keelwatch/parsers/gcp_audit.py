@@ -22,6 +22,7 @@ from typing import Any
 from keelwatch.errors import ParseError
 from keelwatch.model.fields import Fields, dig, flatten, parse_timestamp
 from keelwatch.model.severity import CRITICAL, HIGH, INFO, LOW, MEDIUM, severity_from_name
+from keelwatch.parsers import k8s_audit
 from keelwatch.parsers.base import ParseContext, Record
 
 NAME = "gcp-audit"
@@ -87,7 +88,7 @@ def parse(record: Record, ctx: ParseContext) -> None:
 
     proto = entry.get("protoPayload")
     if isinstance(proto, dict) and proto.get("serviceName") == _GKE_SERVICE:
-        _delegate_to_k8s_audit(record, ctx)
+        k8s_audit.parse(entry, ctx)  # GKE audit: the Kubernetes audit schema applies
         return
     audit = _audit_payload(entry)
     out: Fields = {}
@@ -106,14 +107,6 @@ def parse(record: Record, ctx: ParseContext) -> None:
     _set_severity(out, entry.get("severity"))
     _set_cloud(out, entry, audit)
     ctx.emit(out, record)
-
-
-def _delegate_to_k8s_audit(record: dict[str, Any], ctx: ParseContext) -> None:
-    try:
-        from keelwatch.parsers import k8s_audit  # type: ignore[attr-defined, unused-ignore]
-    except ImportError as error:
-        raise ParseError(f"GKE audit entries need the k8s-audit parser ({error})") from None
-    k8s_audit.parse(record, ctx)
 
 
 def _audit_payload(entry: dict[str, Any]) -> dict[str, Any] | None:
