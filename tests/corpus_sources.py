@@ -20,7 +20,10 @@ CORPUS_SOURCES: dict[str, tuple[str, ...]] = {
     "falco": ("falco/alerts-elastic-integrations/*", "falco/alerts-wazuh/*"),
     "tetragon": ("tetragon/**/*.json", "tetragon/elastic-integrations/*.log"),
     "hubble": ("network-flows/hubble-otel/*.json",),
-    "container": ("container-logs/fluent-bit/log/*", "container-logs/fluent-bit/out/*"),
+    "container": (
+        "container-logs/fluent-bit/log/**/*.log",
+        "container-logs/fluent-bit/out/**/*.out",
+    ),
     "k8s-event": ("container-logs/fluent-bit-k8s-events/*.json",),
     "cloudtrail": (
         "cloud/aws-cloudtrail-stratus-red-team/*.json",
