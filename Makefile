@@ -24,13 +24,13 @@ run: venv  ## start a server on embedded storage in $(DATA), with a first admin 
 	$(BIN)/keelwatch serve --data $(DATA) --host $(HOST) --port $(PORT)
 
 test: venv  ## install what the tests need and run them all
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: venv  ## ruff and mypy only
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
 clean:  ## remove the virtual environment and caches (not the data)
