@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,8 @@ from keelwatch.parsers.base import Batch, ParseContext, Parser
 from keelwatch.parsers.registry import recognise
 from keelwatch.pipeline.decode import decode_body
 from keelwatch.pipeline.normalize import parse_one
+
+from .mutations import paths, replaced
 
 PARSER = Parser(hubble.NAME, hubble.DATASET, hubble.DESCRIPTION, hubble.matches, hubble.parse)
 RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -224,23 +224,6 @@ def test_nesting_and_field_count_over_the_limits() -> None:
     )
     assert len(batch.events) == 1
     assert [r.split(" ")[0] for r in reasons(batch)] == ["nesting", "more"]
-
-
-def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    for key, item in items:
-        yield (*prefix, key)
-        if isinstance(item, dict | list):
-            yield from paths(item, (*prefix, key))
-
-
-def replaced(record: Any, path: tuple[Any, ...], value: Any) -> Any:
-    copied = copy.deepcopy(record)
-    node = copied
-    for step in path[:-1]:
-        node = node[step]
-    node[path[-1]] = value
-    return copied
 
 
 @pytest.mark.parametrize(
