@@ -86,7 +86,8 @@ class ParseContext:
         self.batch.events.append(self._finish(fields, original))
 
     def emit_finding(self, fields: Fields, original: Record) -> None:
-        """Add one posture finding (stored apart from events)."""
+        """Add one posture finding (stored apart from events); its ``event.kind`` is ``state``."""
+        fields.setdefault("event.kind", "state")
         self.batch.findings.append(self._finish(fields, original))
 
     def reject(self, record: Record, reason: str) -> None:
