@@ -23,6 +23,7 @@ import orjson
 from keelwatch.errors import ParseError, RecordTooLarge
 from keelwatch.model.fields import Fields, RecordLimits, flatten, parse_timestamp
 from keelwatch.parsers.base import ParseContext, Record
+from keelwatch.parsers.values import json_type
 
 NAME = "container"
 DATASET = "kubernetes.container_logs"
@@ -52,7 +53,6 @@ _KUBERNETES_STRINGS = (
     ("container.name", "container_name", "container_name"),
     ("container.image.name", "container_image", "container_image"),
 )
-_JSON_TYPES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
 
 
 def matches(record: Record) -> bool:
@@ -157,7 +157,7 @@ def _message_of(record: dict[str, Any]) -> tuple[str, str] | None:
             return key, value
     for key in _MESSAGE_KEYS:
         if record.get(key) is not None:
-            raise ParseError(f"{key} is {_json_type(record[key])}, not a string")
+            raise ParseError(f"{key} is {json_type(record[key])}, not a string")
     # Fluent Bit with Merge_Log On and Keep_Log Off drops the line after merging its fields.
     if not isinstance(record.get("kubernetes"), dict):
         raise ParseError("no log line in the record (log, message or MESSAGE)")
@@ -248,15 +248,4 @@ def _copy_strings(mapping: Any, prefix: str, out: Fields) -> None:
 def _describe(record: Record) -> str:
     if isinstance(record, list):
         return "an array that is not a Fluent Bit [time, record] pair"
-    return _json_type(record)
-
-
-def _json_type(value: Any) -> str:
-    """How a value reads in JSON terms, for dead-letter reasons."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if value is None:
-        return "null"
-    return _JSON_TYPES.get(type(value), type(value).__name__)
+    return json_type(record)

@@ -21,6 +21,7 @@ from keelwatch.errors import ParseError
 from keelwatch.model.fields import Fields, flatten, parse_timestamp
 from keelwatch.model.severity import severity_from_name
 from keelwatch.parsers.base import ParseContext, Record
+from keelwatch.parsers.values import int_or_none, json_type, port_or_none, str_or_none
 
 NAME = "falco"
 DATASET = "falco.alerts"
@@ -36,7 +37,6 @@ _EXEC_SYSCALLS = frozenset(("execve", "execveat"))
 _FILE_FD_TYPES = frozenset(("file", "directory"))
 _NET_FD_TYPES = frozenset(("ipv4", "ipv6"))
 _TRANSPORTS = frozenset(("tcp", "udp", "icmp", "raw"))
-_JSON_TYPES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
 
 
 def matches(record: Record) -> bool:
@@ -61,7 +61,7 @@ def parse(record: Record, ctx: ParseContext) -> None:
             raise ParseError("text line holds no Falco JSON alert")
         alert = found
     else:
-        raise ParseError(f"a Falco alert is a JSON object, not {_json_type(record)}")
+        raise ParseError(f"a Falco alert is a JSON object, not {json_type(record)}")
 
     rule = alert.get("rule")
     if not isinstance(rule, str) or not rule:
@@ -70,7 +70,7 @@ def parse(record: Record, ctx: ParseContext) -> None:
     if output_fields is None:
         output_fields = {}
     elif not isinstance(output_fields, dict):
-        raise ParseError(f"output_fields is {_json_type(output_fields)}, not an object")
+        raise ParseError(f"output_fields is {json_type(output_fields)}, not an object")
 
     out: Fields = {
         "event.kind": "alert",
@@ -138,10 +138,10 @@ def _map_alert(alert: dict[str, Any], out: Fields, ctx: ParseContext) -> None:
         out["event.severity"] = severity
     elif priority is not None:
         ctx.warn(f"unknown Falco priority {priority!r:.80}; event.severity left unset")
-    hostname = _text(alert.get("hostname"))
+    hostname = str_or_none(alert.get("hostname"))
     if hostname:
         out["host.name"] = hostname
-    uuid = _text(alert.get("uuid"))
+    uuid = str_or_none(alert.get("uuid"))
     if uuid:
         out["event.id"] = uuid
     when = alert.get("time")
@@ -158,51 +158,51 @@ def _map_alert(alert: dict[str, Any], out: Fields, ctx: ParseContext) -> None:
 
 def _map_output_fields(fields: dict[str, Any], out: Fields) -> None:
     get = fields.get
-    _put(out, "process.name", _text(get("proc.name")))
-    _put(out, "process.command_line", _text(get("proc.cmdline")))
-    _put(out, "process.executable", _text(get("proc.exepath")))
-    _put(out, "process.pid", _int(get("proc.pid")))
-    _put(out, "process.working_directory", _text(get("proc.cwd")))
-    _put(out, "process.parent.name", _text(get("proc.pname")))
-    _put(out, "process.parent.executable", _text(get("proc.pexepath")))
-    _put(out, "process.parent.command_line", _text(get("proc.pcmdline")))
-    _put(out, "process.parent.pid", _int(get("proc.ppid")))
-    _put(out, "user.name", _text(get("user.name")) or _text(get("ka.user.name")))
-    uid = _int(get("user.uid"))
+    _put(out, "process.name", str_or_none(get("proc.name")))
+    _put(out, "process.command_line", str_or_none(get("proc.cmdline")))
+    _put(out, "process.executable", str_or_none(get("proc.exepath")))
+    _put(out, "process.pid", int_or_none(get("proc.pid")))
+    _put(out, "process.working_directory", str_or_none(get("proc.cwd")))
+    _put(out, "process.parent.name", str_or_none(get("proc.pname")))
+    _put(out, "process.parent.executable", str_or_none(get("proc.pexepath")))
+    _put(out, "process.parent.command_line", str_or_none(get("proc.pcmdline")))
+    _put(out, "process.parent.pid", int_or_none(get("proc.ppid")))
+    _put(out, "user.name", str_or_none(get("user.name")) or str_or_none(get("ka.user.name")))
+    uid = int_or_none(get("user.uid"))
     if uid is not None:
         out["user.id"] = str(uid)
 
     # container.id "host" is Falco's way of saying the process runs outside any container. The
     # short id is kept even when the rule also prints container.full_id, so that every alert from
     # one container carries the same id.
-    container_id = _text(get("container.id"))
+    container_id = str_or_none(get("container.id"))
     if container_id != "host":
         _put(out, "container.id", container_id)
-        _put(out, "container.name", _text(get("container.name")))
+        _put(out, "container.name", str_or_none(get("container.name")))
         _put(out, "container.image.name", _image(get))
 
-    _put(out, "kubernetes.namespace", _text(get("k8s.ns.name")))
-    _put(out, "kubernetes.pod.name", _text(get("k8s.pod.name")))
-    _put(out, "kubernetes.pod.uid", _text(get("k8s.pod.uid")))
+    _put(out, "kubernetes.namespace", str_or_none(get("k8s.ns.name")))
+    _put(out, "kubernetes.pod.name", str_or_none(get("k8s.pod.name")))
+    _put(out, "kubernetes.pod.uid", str_or_none(get("k8s.pod.uid")))
     _map_labels(get("k8s.pod.labels"), out)
 
     # k8s_audit plugin alerts describe an API request rather than a process.
-    _put(out, "orchestrator.namespace", _text(get("ka.target.namespace")))
-    _put(out, "orchestrator.resource.type", _text(get("ka.target.resource")))
-    _put(out, "orchestrator.resource.name", _text(get("ka.target.name")))
+    _put(out, "orchestrator.namespace", str_or_none(get("ka.target.namespace")))
+    _put(out, "orchestrator.resource.type", str_or_none(get("ka.target.resource")))
+    _put(out, "orchestrator.resource.name", str_or_none(get("ka.target.name")))
 
-    fd_name = _text(get("fd.name"))
-    fd_type = _text(get("fd.type"))
+    fd_name = str_or_none(get("fd.name"))
+    fd_type = str_or_none(get("fd.type"))
     if fd_name and (fd_type in _FILE_FD_TYPES or (fd_type is None and fd_name[0] == "/")):
         out["file.path"] = fd_name
     else:
-        _put(out, "file.path", _text(get("fs.path.name")))
+        _put(out, "file.path", str_or_none(get("fs.path.name")))
 
-    _put(out, "source.ip", _text(get("fd.cip")))
-    _put(out, "source.port", _port(get("fd.cport")))
-    _put(out, "destination.ip", _text(get("fd.sip")))
-    _put(out, "destination.port", _port(get("fd.sport")))
-    transport = _text(get("fd.l4proto"))
+    _put(out, "source.ip", str_or_none(get("fd.cip")))
+    _put(out, "source.port", port_or_none(get("fd.cport")))
+    _put(out, "destination.ip", str_or_none(get("fd.sip")))
+    _put(out, "destination.port", port_or_none(get("fd.sport")))
+    transport = str_or_none(get("fd.l4proto"))
     if transport in _TRANSPORTS:
         out["network.transport"] = transport
     if fd_type in _NET_FD_TYPES:
@@ -210,11 +210,11 @@ def _map_output_fields(fields: dict[str, Any], out: Fields) -> None:
 
 
 def _image(get: Any) -> str | None:
-    image = _text(get("container.image"))
+    image = str_or_none(get("container.image"))
     if image:
         return image
-    repository = _text(get("container.image.repository"))
-    tag = _text(get("container.image.tag"))
+    repository = str_or_none(get("container.image.repository"))
+    tag = str_or_none(get("container.image.tag"))
     if repository and tag:
         return f"{repository}:{tag}"
     return repository
@@ -262,7 +262,7 @@ def _categories(tags: Any, fields: dict[str, Any], out: Fields) -> list[str]:
     if (
         "process" in tag_set
         or "shell" in tag_set
-        or _text(fields.get("evt.type")) in _EXEC_SYSCALLS
+        or str_or_none(fields.get("evt.type")) in _EXEC_SYSCALLS
     ):
         categories.append("process")
     if "filesystem" in tag_set or "file.path" in out:
@@ -275,28 +275,3 @@ def _categories(tags: Any, fields: dict[str, Any], out: Fields) -> list[str]:
 def _put(out: Fields, name: str, value: Any) -> None:
     if value is not None:
         out[name] = value
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str) and value and value != _NOT_AVAILABLE:
-        return value
-    return None
-
-
-def _int(value: Any) -> int | None:
-    return value if type(value) is int else None
-
-
-def _port(value: Any) -> int | None:
-    return value if type(value) is int and 0 <= value <= 65535 else None
-
-
-def _json_type(value: Any) -> str:
-    """How a value reads in JSON terms, for dead-letter reasons."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if value is None:
-        return "null"
-    return _JSON_TYPES.get(type(value), type(value).__name__)

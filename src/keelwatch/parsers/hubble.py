@@ -17,6 +17,7 @@ from typing import Any
 from keelwatch.errors import ParseError
 from keelwatch.model.fields import Fields, flatten, parse_timestamp
 from keelwatch.parsers.base import ParseContext, Record
+from keelwatch.parsers.values import json_type, port_or_none, str_or_none
 
 NAME = "hubble"
 DATASET = "hubble.flows"
@@ -38,7 +39,6 @@ _DNS_RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"
 # Labels Cilium derives for its own use rather than copying from the pod.
 _DERIVED_LABEL_PREFIXES = ("io.cilium.k8s.", "io.kubernetes.pod.namespace")
 _NOT_FLOWS = ("lost_events", "node_status")
-_JSON_TYPES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
 
 
 def matches(record: Record) -> bool:
@@ -52,12 +52,12 @@ def matches(record: Record) -> bool:
 
 def parse(record: Record, ctx: ParseContext) -> None:
     if not isinstance(record, dict):
-        raise ParseError(f"a Hubble flow is a JSON object, not {_json_type(record)}")
+        raise ParseError(f"a Hubble flow is a JSON object, not {json_type(record)}")
     out: Fields = {"event.kind": "event", "event.dataset": DATASET, "event.category": ["network"]}
     flow: Any = record.get("flow")
     if flow is not None:
         if not isinstance(flow, dict):
-            raise ParseError(f"flow is {_json_type(flow)}, not an object")
+            raise ParseError(f"flow is {json_type(flow)}, not an object")
         flatten(record, "hubble", out, ctx.limits)
     elif _looks_like_flow(record):
         flow = record
@@ -68,7 +68,7 @@ def parse(record: Record, ctx: ParseContext) -> None:
             raise ParseError(f"Hubble {other} message, not a flow")
         raise ParseError("not a Hubble flow (no flow object, no verdict)")
 
-    node = _text(record.get("node_name")) or _text(flow.get("node_name"))
+    node = str_or_none(record.get("node_name")) or str_or_none(flow.get("node_name"))
     if node:
         out.setdefault("hubble.node_name", node)
         # Hubble Relay names nodes "<cluster>/<node>".
@@ -83,10 +83,10 @@ def parse(record: Record, ctx: ParseContext) -> None:
             ctx.warn(f"Hubble flow time {when!r:.80} is not a timestamp; using the time of receipt")
         else:
             out["@timestamp"] = moment
-    uuid = _text(flow.get("uuid"))
+    uuid = str_or_none(flow.get("uuid"))
     if uuid:
         out["event.id"] = uuid
-    summary = _text(flow.get("Summary"))
+    summary = str_or_none(flow.get("Summary"))
     if summary:
         out["message"] = summary
 
@@ -111,8 +111,8 @@ def _looks_like_flow(flow: dict[str, Any]) -> bool:
 def _map_addresses(flow: dict[str, Any], out: Fields) -> None:
     ip = flow.get("IP")
     if isinstance(ip, dict):
-        _put(out, "source.ip", _text(ip.get("source")))
-        _put(out, "destination.ip", _text(ip.get("destination")))
+        _put(out, "source.ip", str_or_none(ip.get("source")))
+        _put(out, "destination.ip", str_or_none(ip.get("destination")))
         version = ip.get("ipVersion")
         if isinstance(version, str) and version in _IP_VERSIONS:
             out["network.type"] = _IP_VERSIONS[version]
@@ -123,8 +123,8 @@ def _map_addresses(flow: dict[str, Any], out: Fields) -> None:
             if isinstance(layer, dict):
                 out["network.transport"] = transport
                 if has_ports:
-                    _put(out, "source.port", _port(layer.get("source_port")))
-                    _put(out, "destination.port", _port(layer.get("destination_port")))
+                    _put(out, "source.port", port_or_none(layer.get("source_port")))
+                    _put(out, "destination.port", port_or_none(layer.get("destination_port")))
                 break
     _put(out, "source.domain", _first_text(flow.get("source_names")))
     _put(out, "destination.domain", _first_text(flow.get("destination_names")))
@@ -134,13 +134,13 @@ def _map_addresses(flow: dict[str, Any], out: Fields) -> None:
 
 
 def _map_verdict(flow: dict[str, Any], out: Fields) -> str:
-    verdict = _text(flow.get("verdict"))
+    verdict = str_or_none(flow.get("verdict"))
     if verdict is None:
         return "unknown"
     out["event.action"] = verdict.lower()
     outcome = "success" if verdict in _SUCCESS else "failure" if verdict in _FAILURE else "unknown"
     out["event.outcome"] = outcome
-    _put(out, "event.reason", _text(flow.get("drop_reason_desc")))
+    _put(out, "event.reason", str_or_none(flow.get("drop_reason_desc")))
     return outcome
 
 
@@ -155,14 +155,14 @@ def _map_local_endpoint(flow: dict[str, Any], out: Fields) -> None:
         local = destination if reply else source
     elif direction == "INGRESS":
         local = source if reply else destination
-    elif isinstance(source, dict) and _text(source.get("pod_name")):
+    elif isinstance(source, dict) and str_or_none(source.get("pod_name")):
         local = source
     else:
         local = destination
     if not isinstance(local, dict):
         return
-    _put(out, "kubernetes.namespace", _text(local.get("namespace")))
-    _put(out, "kubernetes.pod.name", _text(local.get("pod_name")))
+    _put(out, "kubernetes.namespace", str_or_none(local.get("namespace")))
+    _put(out, "kubernetes.pod.name", str_or_none(local.get("pod_name")))
     labels = local.get("labels")
     if isinstance(labels, list):
         for label in labels:
@@ -195,7 +195,7 @@ def _map_l7(l7: dict[str, Any], out: Fields) -> bool:
 
 
 def _map_dns(dns: dict[str, Any], message_type: Any, out: Fields) -> None:
-    query = _text(dns.get("query"))
+    query = str_or_none(dns.get("query"))
     if query:
         # Hubble prints the fully qualified name; ECS expects it without the root dot.
         out["dns.question.name"] = query[:-1] if len(query) > 1 and query[-1] == "." else query
@@ -215,12 +215,12 @@ def _map_dns(dns: dict[str, Any], message_type: Any, out: Fields) -> None:
 
 
 def _map_http(http: dict[str, Any], out: Fields) -> None:
-    _put(out, "http.request.method", _text(http.get("method")))
-    _put(out, "url.original", _text(http.get("url")))
+    _put(out, "http.request.method", str_or_none(http.get("method")))
+    _put(out, "url.original", str_or_none(http.get("url")))
     code = http.get("code")
     if type(code) is int and 100 <= code <= 999:
         out["http.response.status_code"] = code
-    protocol = _text(http.get("protocol"))
+    protocol = str_or_none(http.get("protocol"))
     if protocol and protocol.startswith("HTTP/"):
         out["http.version"] = protocol[5:]
     headers = http.get("headers")
@@ -229,35 +229,16 @@ def _map_http(http: dict[str, Any], out: Fields) -> None:
             if isinstance(header, dict):
                 key = header.get("key")
                 if isinstance(key, str) and key.lower() == "user-agent":
-                    _put(out, "user_agent.original", _text(header.get("value")))
+                    _put(out, "user_agent.original", str_or_none(header.get("value")))
                     break
 
 
 def _first_text(values: Any) -> str | None:
     if isinstance(values, list) and values:
-        return _text(values[0])
+        return str_or_none(values[0])
     return None
 
 
 def _put(out: Fields, name: str, value: Any) -> None:
     if value is not None:
         out[name] = value
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _port(value: Any) -> int | None:
-    return value if type(value) is int and 0 <= value <= 65535 else None
-
-
-def _json_type(value: Any) -> str:
-    """How a value reads in JSON terms, for dead-letter reasons."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if value is None:
-        return "null"
-    return _JSON_TYPES.get(type(value), type(value).__name__)

@@ -18,6 +18,7 @@ from typing import Any
 from keelwatch.errors import ParseError
 from keelwatch.model.fields import Fields, flatten, parse_timestamp
 from keelwatch.parsers.base import ParseContext, Record
+from keelwatch.parsers.values import int_or_none, json_type, port_or_none, str_or_none
 
 NAME = "tetragon"
 DATASET = "tetragon.events"
@@ -82,7 +83,6 @@ _FILE_VERBS = (
 )
 # Container ids come as "containerd://<id>", "docker://<id>", "cri-o://<id>".
 _RUNTIME_SCHEME = "://"
-_JSON_TYPES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
 
 
 def matches(record: Record) -> bool:
@@ -95,7 +95,7 @@ def matches(record: Record) -> bool:
 
 def parse(record: Record, ctx: ParseContext) -> None:
     if not isinstance(record, dict):
-        raise ParseError(f"a Tetragon event is a JSON object, not {_json_type(record)}")
+        raise ParseError(f"a Tetragon event is a JSON object, not {json_type(record)}")
     kind = _event_type(record)
     if kind is None:
         raise ParseError("no Tetragon event-type key (process_exec, process_kprobe, …)")
@@ -122,13 +122,13 @@ def parse(record: Record, ctx: ParseContext) -> None:
             )
         else:
             out["@timestamp"] = moment
-    node = _text(record.get("node_name"))
+    node = str_or_none(record.get("node_name"))
     if node:
         out["host.name"] = node
-    cluster = _text(record.get("cluster_name"))
+    cluster = str_or_none(record.get("cluster_name"))
     if cluster:
         out["orchestrator.cluster.name"] = cluster
-    message = _text(inner.get("message"))
+    message = str_or_none(inner.get("message"))
     if message:
         out["message"] = message
 
@@ -140,9 +140,9 @@ def parse(record: Record, ctx: ParseContext) -> None:
     if isinstance(parent, dict):
         _map_process(parent, "process.parent", out)
     elif isinstance(process, dict):
-        _put(out, "process.parent.entity_id", _text(process.get("parent_exec_id")))
+        _put(out, "process.parent.entity_id", str_or_none(process.get("parent_exec_id")))
     if kind == "process_exit":
-        _put(out, "process.exit_code", _int(inner.get("status")))
+        _put(out, "process.exit_code", int_or_none(inner.get("status")))
 
     categories, types = _classify(kind, inner, out)
     out["event.category"] = categories
@@ -158,45 +158,45 @@ def _event_type(record: dict[str, Any]) -> str | None:
 
 
 def _map_process(process: dict[str, Any], prefix: str, out: Fields) -> None:
-    binary = _text(process.get("binary"))
-    arguments = _text(process.get("arguments"))
+    binary = str_or_none(process.get("binary"))
+    arguments = str_or_none(process.get("arguments"))
     if binary:
         out[f"{prefix}.executable"] = binary
         out[f"{prefix}.name"] = binary.rpartition("/")[2]
         out[f"{prefix}.command_line"] = f"{binary} {arguments}" if arguments else binary
         out[f"{prefix}.args"] = [binary, *split_arguments(arguments)] if arguments else [binary]
-    _put(out, f"{prefix}.pid", _int(process.get("pid")))
-    _put(out, f"{prefix}.working_directory", _text(process.get("cwd")))
-    _put(out, f"{prefix}.entity_id", _text(process.get("exec_id")))
+    _put(out, f"{prefix}.pid", int_or_none(process.get("pid")))
+    _put(out, f"{prefix}.working_directory", str_or_none(process.get("cwd")))
+    _put(out, f"{prefix}.entity_id", str_or_none(process.get("exec_id")))
 
 
 def _map_identity(process: dict[str, Any], out: Fields) -> None:
     """User, pod and container of the process that caused the event."""
-    uid = _int(process.get("uid"))
+    uid = int_or_none(process.get("uid"))
     if uid is not None:
         out["user.id"] = str(uid)
     user = process.get("user")
     if isinstance(user, dict):
-        _put(out, "user.name", _text(user.get("name")))
+        _put(out, "user.name", str_or_none(user.get("name")))
     pod = process.get("pod")
     container: Any = None
     if isinstance(pod, dict):
-        _put(out, "kubernetes.namespace", _text(pod.get("namespace")))
-        _put(out, "kubernetes.pod.name", _text(pod.get("name")))
+        _put(out, "kubernetes.namespace", str_or_none(pod.get("namespace")))
+        _put(out, "kubernetes.pod.name", str_or_none(pod.get("name")))
         _copy_strings(pod.get("pod_labels"), "kubernetes.labels", out)
         _copy_strings(pod.get("pod_annotations"), "kubernetes.annotations", out)
         container = pod.get("container")
     if isinstance(container, dict):
-        container_id = _text(container.get("id"))
+        container_id = str_or_none(container.get("id"))
         if container_id:
             out["container.id"] = container_id.rpartition(_RUNTIME_SCHEME)[2]
-        _put(out, "container.name", _text(container.get("name")))
+        _put(out, "container.name", str_or_none(container.get("name")))
         image = container.get("image")
         if isinstance(image, dict):
-            _put(out, "container.image.name", _text(image.get("name")))
+            _put(out, "container.image.name", str_or_none(image.get("name")))
     else:
         # Outside a known pod Tetragon still reports the (shortened) container id.
-        _put(out, "container.id", _text(process.get("docker")))
+        _put(out, "container.id", str_or_none(process.get("docker")))
 
 
 def _classify(kind: str, inner: dict[str, Any], out: Fields) -> tuple[list[str], list[str]]:
@@ -215,13 +215,13 @@ def _classify(kind: str, inner: dict[str, Any], out: Fields) -> tuple[list[str],
         _map_endpoints(None, None, inner.get("ip"), inner.get("port"), out)
         _map_transport(inner.get("protocol"), out)
     elif kind == "process_loader":
-        _put(out, "file.path", _text(inner.get("path")))
+        _put(out, "file.path", str_or_none(inner.get("path")))
     if fixed is not None:
         return list(fixed[0]), list(fixed[1])
     if kind == "rate_limit_info":
         return ["host"], ["info"]
 
-    function = _text(inner.get("function_name")) or ""
+    function = str_or_none(inner.get("function_name")) or ""
     socket, path = _scan_args(inner.get("args"))
     if socket is None:
         # Return probes such as inet_csk_accept report the socket as their return value.
@@ -269,7 +269,7 @@ def _scan_args(args: Any) -> tuple[dict[str, Any] | None, str | None]:
             for name in _PATH_ARGS:
                 value = arg.get(name)
                 if isinstance(value, dict):
-                    path = _text(value.get("path"))
+                    path = str_or_none(value.get("path"))
                     if path:
                         break
     return socket, path
@@ -291,10 +291,10 @@ def _map_socket(socket: dict[str, Any], function: str, out: Fields) -> None:
 def _map_endpoints(
     source_ip: Any, source_port: Any, destination_ip: Any, destination_port: Any, out: Fields
 ) -> None:
-    _put(out, "source.ip", _text(source_ip))
-    _put(out, "source.port", _port(source_port))
-    _put(out, "destination.ip", _text(destination_ip))
-    _put(out, "destination.port", _port(destination_port))
+    _put(out, "source.ip", str_or_none(source_ip))
+    _put(out, "source.port", port_or_none(source_port))
+    _put(out, "destination.ip", str_or_none(destination_ip))
+    _put(out, "destination.port", port_or_none(destination_port))
 
 
 def _map_transport(protocol: Any, out: Fields) -> None:
@@ -355,26 +355,3 @@ def _copy_strings(mapping: Any, prefix: str, out: Fields) -> None:
 def _put(out: Fields, name: str, value: Any) -> None:
     if value is not None:
         out[name] = value
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int | None:
-    return value if type(value) is int else None
-
-
-def _port(value: Any) -> int | None:
-    return value if type(value) is int and 0 <= value <= 65535 else None
-
-
-def _json_type(value: Any) -> str:
-    """How a value reads in JSON terms, for dead-letter reasons."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if value is None:
-        return "null"
-    return _JSON_TYPES.get(type(value), type(value).__name__)
