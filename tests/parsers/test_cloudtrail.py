@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from keelwatch.parsers import cloudtrail
 from keelwatch.parsers.base import Batch, ParseContext, Parser
 from keelwatch.parsers.registry import recognise
 from keelwatch.pipeline.decode import decode_body
-from keelwatch.pipeline.normalize import parse_one
+
+from .helpers import RECEIVED_AT, json_values, parse_records, reasons
 
 PARSER = Parser(
     cloudtrail.NAME,
@@ -29,22 +31,10 @@ PARSER = Parser(
     cloudtrail.matches,
     cloudtrail.parse,
 )
-RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+run = partial(parse_records, PARSER)
 STRATUS = "cloud/aws-cloudtrail-stratus-red-team"
 OTRF = "cloud/aws-cloudtrail-otrf/ec2_proxy_s3_exfiltration_2020-09-14011940.json"
 PANTHER = "panther-analysis/extracted-tests/aws_cloudtrail.ndjson"
-
-
-def run(*records: Any, limits: RecordLimits | None = None) -> Batch:
-    batch = Batch()
-    ctx = ParseContext(cloudtrail.NAME, RECEIVED_AT, batch, limits or RecordLimits())
-    for record in records:
-        parse_one(PARSER, record, ctx)
-    return batch
-
-
-def reasons(batch: Batch) -> list[str]:
-    return [letter.reason for letter in batch.dead_letters]
 
 
 def event(**overrides: Any) -> dict[str, Any]:
@@ -294,17 +284,7 @@ def test_unusable_records_are_dead_lettered_with_a_reason(record: Any) -> None:
     assert len(batch.dead_letters) == 1 and reasons(batch)[0]
 
 
-_json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
+_json = json_values()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,32 +12,19 @@ import pytest
 
 from keelwatch.model.fields import RecordLimits
 from keelwatch.parsers import container
-from keelwatch.parsers.base import Batch, ParseContext, Parser
+from keelwatch.parsers.base import Parser
 from keelwatch.parsers.registry import recognise
 from keelwatch.pipeline.decode import decode_body
-from keelwatch.pipeline.normalize import parse_one
 
-from .mutations import paths, replaced
+from .helpers import RECEIVED_AT, parse_records, paths, reasons, replaced
 
 PARSER = Parser(
     container.NAME, container.DATASET, container.DESCRIPTION, container.matches, container.parse
 )
-RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+run = partial(parse_records, PARSER)
 CRASHED = f"parser {container.NAME} failed"
 WRONG_VALUES: tuple[Any, ...] = (None, True, -1, 2.5, "", "x", [], [None, {"a": 1}], {}, {"k": [1]})
 CRI_LINE = "2025-09-14T11:00:00.123456789Z stdout F user login ok"
-
-
-def run(*records: Any, limits: RecordLimits | None = None) -> Batch:
-    batch = Batch()
-    ctx = ParseContext(container.NAME, RECEIVED_AT, batch, limits or RecordLimits())
-    for record in records:
-        parse_one(PARSER, record, ctx)
-    return batch
-
-
-def reasons(batch: Batch) -> list[str]:
-    return [letter.reason for letter in batch.dead_letters]
 
 
 def docker(log: Any = "user login ok\n", **extra: Any) -> dict[str, Any]:

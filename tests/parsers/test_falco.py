@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,29 +12,17 @@ import pytest
 
 from keelwatch.model.fields import RecordLimits
 from keelwatch.parsers import falco
-from keelwatch.parsers.base import Batch, ParseContext, Parser
+from keelwatch.parsers.base import Parser
 from keelwatch.parsers.registry import recognise
 from keelwatch.pipeline.decode import decode_body
-from keelwatch.pipeline.normalize import parse_one
 
-from .mutations import paths, replaced
+from .helpers import RECEIVED_AT, parse_records, paths, reasons, replaced
 
 PARSER = Parser(falco.NAME, falco.DATASET, falco.DESCRIPTION, falco.matches, falco.parse)
-RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+run = partial(parse_records, PARSER)
+
 CRASHED = f"parser {falco.NAME} failed"
 WRONG_VALUES: tuple[Any, ...] = (None, True, -1, 2.5, "", "x", [], [None, {"a": 1}], {}, {"k": [1]})
-
-
-def run(*records: Any, limits: RecordLimits | None = None) -> Batch:
-    batch = Batch()
-    ctx = ParseContext(falco.NAME, RECEIVED_AT, batch, limits or RecordLimits())
-    for record in records:
-        parse_one(PARSER, record, ctx)
-    return batch
-
-
-def reasons(batch: Batch) -> list[str]:
-    return [letter.reason for letter in batch.dead_letters]
 
 
 def alert(**overrides: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +20,16 @@ from keelwatch.parsers import gcp_audit
 from keelwatch.parsers.base import Batch, ParseContext, Parser
 from keelwatch.parsers.registry import recognise
 from keelwatch.pipeline.decode import decode_body
-from keelwatch.pipeline.normalize import parse_one
+
+from .helpers import RECEIVED_AT, json_values, parse_records, reasons
 
 PARSER = Parser(
     gcp_audit.NAME, gcp_audit.DATASET, gcp_audit.DESCRIPTION, gcp_audit.matches, gcp_audit.parse
 )
-RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+run = partial(parse_records, PARSER)
 FIXTURES = "cloud/gcp-audit-security-analytics"
 PANTHER_GCP = "panther-analysis/extracted-tests/gcp_auditlog.ndjson"
 PANTHER_K8S = "panther-analysis/extracted-tests/kubernetes_audit.ndjson"
-
-
-def run(*records: Any, limits: RecordLimits | None = None) -> Batch:
-    batch = Batch()
-    ctx = ParseContext(gcp_audit.NAME, RECEIVED_AT, batch, limits or RecordLimits())
-    for record in records:
-        parse_one(PARSER, record, ctx)
-    return batch
-
-
-def reasons(batch: Batch) -> list[str]:
-    return [letter.reason for letter in batch.dead_letters]
 
 
 def entry(payload: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
@@ -288,17 +278,7 @@ def test_over_limit_entries_are_dead_lettered() -> None:
     assert any("more fields" in reason for reason in reasons(batch))
 
 
-_json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
+_json = json_values()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

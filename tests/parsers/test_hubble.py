@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,29 +11,17 @@ import pytest
 
 from keelwatch.model.fields import RecordLimits
 from keelwatch.parsers import hubble
-from keelwatch.parsers.base import Batch, ParseContext, Parser
+from keelwatch.parsers.base import Parser
 from keelwatch.parsers.registry import recognise
 from keelwatch.pipeline.decode import decode_body
-from keelwatch.pipeline.normalize import parse_one
 
-from .mutations import paths, replaced
+from .helpers import RECEIVED_AT, parse_records, paths, reasons, replaced
 
 PARSER = Parser(hubble.NAME, hubble.DATASET, hubble.DESCRIPTION, hubble.matches, hubble.parse)
-RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+run = partial(parse_records, PARSER)
+
 CRASHED = f"parser {hubble.NAME} failed"
 WRONG_VALUES: tuple[Any, ...] = (None, True, -1, 2.5, "", "x", [], [None, {"a": 1}], {}, {"k": [1]})
-
-
-def run(*records: Any, limits: RecordLimits | None = None) -> Batch:
-    batch = Batch()
-    ctx = ParseContext(hubble.NAME, RECEIVED_AT, batch, limits or RecordLimits())
-    for record in records:
-        parse_one(PARSER, record, ctx)
-    return batch
-
-
-def reasons(batch: Batch) -> list[str]:
-    return [letter.reason for letter in batch.dead_letters]
 
 
 def endpoint(pod: str, namespace: str = "payments") -> dict[str, Any]:

@@ -6,6 +6,7 @@ import base64
 import copy
 import gzip
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +19,14 @@ from keelwatch.model.fields import RecordLimits
 from keelwatch.parsers import k8s_audit, k8s_event
 from keelwatch.parsers.base import Batch, ParseContext, Parser
 from keelwatch.pipeline.decode import decode_body
-from keelwatch.pipeline.normalize import parse_one
+
+from .helpers import RECEIVED_AT, json_values, parse_records, reasons
 
 PARSER = Parser(
     k8s_audit.NAME, k8s_audit.DATASET, k8s_audit.DESCRIPTION, k8s_audit.matches, k8s_audit.parse
 )
-RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+run = partial(parse_records, PARSER)
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def run(record: Any, limits: RecordLimits | None = None, source: str = "k8s-audit") -> Batch:
-    batch = Batch()
-    ctx = ParseContext(source, RECEIVED_AT, batch, limits or RecordLimits())
-    parse_one(PARSER, record, ctx)
-    return batch
-
-
-def reasons(batch: Batch) -> list[str]:
-    return [letter.reason for letter in batch.dead_letters]
 
 
 def audit_event(**overrides: Any) -> dict[str, Any]:
@@ -494,18 +485,7 @@ def test_gke_non_k8s_entry_is_refused() -> None:
 
 # --- hostile input never crashes the parser ----------------------------------------------------
 
-# What a JSON decoder can produce (orjson reads integers beyond 64 bits as floats).
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=12,
-)
+_JSON = json_values(text_size=12, key_size=8, max_leaves=12, allow_infinity=False)
 _AUDIT_FIELDS = st.fixed_dictionaries(
     {"kind": st.just("Event")},
     optional={

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,30 +12,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keelwatch.model.fields import RecordLimits
 from keelwatch.model.severity import INFO, MEDIUM
 from keelwatch.parsers import k8s_audit, k8s_event
-from keelwatch.parsers.base import Batch, ParseContext, Parser
+from keelwatch.parsers.base import Parser
 from keelwatch.pipeline.decode import decode_body
-from keelwatch.pipeline.normalize import parse_one
+
+from .helpers import json_values, parse_records, reasons
 
 PARSER = Parser(
     k8s_event.NAME, k8s_event.DATASET, k8s_event.DESCRIPTION, k8s_event.matches, k8s_event.parse
 )
-RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+run = partial(parse_records, PARSER)
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def run(record: Any, limits: RecordLimits | None = None) -> Batch:
-    batch = Batch()
-    parse_one(
-        PARSER, record, ParseContext("k8s-event", RECEIVED_AT, batch, limits or RecordLimits())
-    )
-    return batch
-
-
-def reasons(batch: Batch) -> list[str]:
-    return [letter.reason for letter in batch.dead_letters]
 
 
 def core_event(**overrides: Any) -> dict[str, Any]:
@@ -301,17 +290,7 @@ def test_container_from_field_path(field_path: str | None, container: str | None
 
 # --- hostile input never crashes the parser ----------------------------------------------------
 
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=12,
-)
+_JSON = json_values(text_size=12, key_size=8, max_leaves=12, allow_infinity=False)
 _EVENT = st.fixed_dictionaries(
     {"involvedObject": _JSON},
     optional={

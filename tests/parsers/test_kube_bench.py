@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections import Counter
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keelwatch.errors import RecordError
-from keelwatch.model.fields import RecordLimits
 from keelwatch.parsers import kube_bench
 from keelwatch.parsers.base import Batch, ParseContext, Parser
 from keelwatch.parsers.registry import recognise
 from keelwatch.pipeline.decode import decode_body
-from keelwatch.pipeline.normalize import parse_one
+
+from .helpers import RECEIVED_AT, json_values, parse_records, reasons
 
 PARSER = Parser(
     kube_bench.NAME,
@@ -29,20 +29,8 @@ PARSER = Parser(
     kube_bench.matches,
     kube_bench.parse,
 )
-RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+run = partial(parse_records, PARSER)
 GOLDEN = Path(__file__).parent / "golden" / "kube-bench"
-
-
-def run(*records: Any, limits: RecordLimits | None = None) -> Batch:
-    batch = Batch()
-    ctx = ParseContext(kube_bench.NAME, RECEIVED_AT, batch, limits or RecordLimits())
-    for record in records:
-        parse_one(PARSER, record, ctx)
-    return batch
-
-
-def reasons(batch: Batch) -> list[str]:
-    return [letter.reason for letter in batch.dead_letters]
 
 
 def result(
@@ -238,17 +226,7 @@ def test_unusable_records_are_dead_lettered_with_a_reason(record: Any) -> None:
     assert len(batch.dead_letters) == 1 and reasons(batch)[0]
 
 
-_json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
+_json = json_values()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

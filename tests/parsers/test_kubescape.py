@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,31 +16,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keelwatch.errors import RecordError
-from keelwatch.model.fields import RecordLimits
 from keelwatch.parsers import kubescape
 from keelwatch.parsers.base import Batch, ParseContext, Parser
 from keelwatch.parsers.registry import recognise
 from keelwatch.pipeline.decode import decode_body
-from keelwatch.pipeline.normalize import parse_one
+
+from .helpers import RECEIVED_AT, json_values, parse_records, reasons
 
 PARSER = Parser(
     kubescape.NAME, kubescape.DATASET, kubescape.DESCRIPTION, kubescape.matches, kubescape.parse
 )
-RECEIVED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+run = partial(parse_records, PARSER)
 GOLDEN = Path(__file__).parent / "golden" / "kubescape"
 REGOLIBRARY = "kspm/kubescape-regolibrary-tests"
-
-
-def run(*records: Any, limits: RecordLimits | None = None) -> Batch:
-    batch = Batch()
-    ctx = ParseContext(kubescape.NAME, RECEIVED_AT, batch, limits or RecordLimits())
-    for record in records:
-        parse_one(PARSER, record, ctx)
-    return batch
-
-
-def reasons(batch: Batch) -> list[str]:
-    return [letter.reason for letter in batch.dead_letters]
 
 
 def scan() -> dict[str, Any]:
@@ -273,17 +262,7 @@ def test_bad_parts_leave_good_neighbours() -> None:
     assert any("nesting deeper" in reason for reason in reasons(batch))
 
 
-_json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
+_json = json_values()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
