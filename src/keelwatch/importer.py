@@ -28,7 +28,7 @@ def import_files(
     store = None if client else DuckDBStore(data)
     try:
         for path in files:
-            done = 0
+            size, done = path.stat().st_size, 0
             for chunk in read_chunks(path):
                 if client is not None:
                     answer = client.post(f"/ingest/{source}", chunk)
@@ -47,10 +47,10 @@ def import_files(
                 total.accepted += result.accepted
                 total.dead_lettered += result.dead_lettered
                 reasons.update(result.reasons)
-                step = min(len(chunk), max(0, path.stat().st_size - done))
+                step = min(len(chunk), max(0, size - done))
                 done += step
                 advance(step)
-            advance(max(0, path.stat().st_size - done))
+            advance(max(0, size - done))
     finally:
         if client is not None:
             client.close()

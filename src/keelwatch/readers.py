@@ -16,7 +16,7 @@ import orjson
 from keelwatch.client import ServerClient
 from keelwatch.errors import StoreLocked
 from keelwatch.query.timerange import time_range
-from keelwatch.store.base import Table, TimeRange
+from keelwatch.store.base import Table
 from keelwatch.store.duckdb_store import DuckDBStore
 
 SERVER_FILE = "server.json"
@@ -42,20 +42,16 @@ class LocalReader:
     def __init__(self, store: DuckDBStore) -> None:
         self.store = store
 
-    @staticmethod
-    def _window(since: str | None, until: str | None) -> TimeRange:
-        return time_range(since, until)
-
     def search(
         self, query: str, since: str | None, until: str | None, limit: int, table: Table
     ) -> dict[str, Any]:
-        result = self.store.search(query, self._window(since, until), limit=limit, table=table)
+        result = self.store.search(query, time_range(since, until), limit=limit, table=table)
         return {"total": result.total, table: result.events}
 
     def count_by(
         self, query: str, field: str, since: str | None, until: str | None, limit: int, table: Table
     ) -> list[dict[str, Any]]:
-        window = self._window(since, until)
+        window = time_range(since, until)
         rows = self.store.count_by(query, field, window, limit=limit, table=table)
         return [{"value": value, "count": count} for value, count in rows]
 
@@ -64,7 +60,7 @@ class LocalReader:
         return {"columns": result.columns, "rows": result.rows, "truncated": result.truncated}
 
     def dead_letters(self, since: str | None, limit: int) -> list[dict[str, Any]]:
-        return self.store.dead_letters(self._window(since, None), limit=limit)
+        return self.store.dead_letters(time_range(since, None), limit=limit)
 
     def close(self) -> None:
         self.store.close()

@@ -35,7 +35,6 @@ from keelwatch.store.base import Store, Table
 
 log = logging.getLogger(__name__)
 MAX_LIMIT = 10_000
-K8S_AUDIT = "k8s-audit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +121,6 @@ class Api:
                 503, f"{error}; retry later", **{"Retry-After": str(error.retry_after_seconds)}
             )
         return KeelwatchJSON(result.as_json())
-
-    async def k8s_audit(self, request: Request) -> Response:
-        request.path_params["source"] = K8S_AUDIT
-        return await self.ingest_route(request)
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.settings.limits.max_body_bytes
@@ -230,7 +225,7 @@ def create_app(store: Store, tokens: TokenStore, settings: ServerSettings) -> St
     routes = [
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", api.guard("read", api.metrics_text), methods=["GET"]),
-        Route("/ingest/k8s-audit", api.guard("ingest", api.k8s_audit), methods=["POST"]),
+        # /ingest/k8s-audit, the audit webhook target, is this route with source k8s-audit.
         Route("/ingest/{source}", api.guard("ingest", api.ingest_route), methods=["POST"]),
         Route("/api/v1/events", api.guard("read", api.events), methods=["GET"]),
         Route("/api/v1/findings", api.guard("read", api.findings), methods=["GET"]),
