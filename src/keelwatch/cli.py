@@ -64,6 +64,8 @@ def main() -> None:
     """
 
 
+PORT = click.IntRange(0, 65535)
+
 # -- serve -----------------------------------------------------------------------------------
 
 
@@ -78,6 +80,25 @@ def main() -> None:
     "--insecure-no-auth", is_flag=True, help="Serve without tokens (only on a trusted host)."
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--forward-port", type=PORT, help="Fluent forward over TCP (usually 24224).")
+@click.option(
+    "--forward-shared-key",
+    envvar="KEELWATCH_FORWARD_SHARED_KEY",
+    help="Fluent forward shared_key; clients must do the HELO/PING/PONG handshake with it.",
+)
+@click.option("--forward-tls", is_flag=True, help="Fluent forward over TLS (needs --tls-cert).")
+@click.option("--syslog-udp-port", type=PORT, help="Syslog over UDP (RFC 5424 and 3164).")
+@click.option("--syslog-tcp-port", type=PORT, help="Syslog over TCP (newline or octet counting).")
+@click.option("--syslog-tls-port", type=PORT, help="Syslog over TLS (needs --tls-cert).")
+@click.option("--lumberjack-port", type=PORT, help="Lumberjack v2 (Beats/Logstash output).")
+@click.option("--lumberjack-tls", is_flag=True, help="Lumberjack over TLS (needs --tls-cert).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Require TLS clients to present a certificate signed by this CA.",
+)
 def serve(
     data: Path,
     host: str,
@@ -87,10 +108,22 @@ def serve(
     max_queue_events: int,
     insecure_no_auth: bool,
     log_level: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
+    **listeners: Any,
 ) -> None:
-    """Run the server: ingest routes, REST API, /healthz and /metrics."""
-    from keelwatch.server import run_server
+    """Run the server: ingest routes and protocols, REST API, /healthz and /metrics.
 
+    HTTP protocols (Elasticsearch _bulk, OTLP/HTTP, Splunk HEC, Loki) share --port; each
+    TCP/UDP protocol listens only when its port option is given.
+    """
+    from keelwatch.server import run_server
+    from keelwatch.sources.base import ListenerSettings, TLSFiles
+
+    if (tls_cert is None) != (tls_key is None):
+        _fail(click.UsageError("--tls-cert and --tls-key go together"))
+    tls = TLSFiles(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
     try:
         run_server(
             data,
@@ -101,6 +134,7 @@ def serve(
             max_queue_events=max_queue_events,
             auth_required=not insecure_no_auth,
             log_level=log_level,
+            listeners=ListenerSettings(host=host, tls=tls, **listeners),
         )
     except KeelwatchError as error:
         _fail(error)

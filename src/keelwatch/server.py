@@ -12,6 +12,7 @@ from keelwatch.auth import TokenStore
 from keelwatch.errors import ConfigError
 from keelwatch.ingest.service import IngestLimits
 from keelwatch.readers import record_server
+from keelwatch.sources.base import ListenerSettings
 from keelwatch.store.duckdb_store import DuckDBStore
 
 log = logging.getLogger("keelwatch")
@@ -27,6 +28,7 @@ def run_server(
     max_queue_events: int,
     auth_required: bool,
     log_level: str = "info",
+    listeners: ListenerSettings | None = None,
 ) -> None:
     tokens = TokenStore(data)
     if auth_required and not tokens.records():
@@ -43,6 +45,7 @@ def run_server(
         max_queue_events=max_queue_events,
         retention_days=retention_days,
         auth_required=auth_required,
+        listeners=listeners or ListenerSettings(host=host),
     )
     app = create_app(store, tokens, settings)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")

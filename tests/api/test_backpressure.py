@@ -81,4 +81,4 @@ def test_full_queue_answers_503_then_recovers(gated: tuple[str, GatedStore]) -> 
     assert second.headers["Retry-After"] == "1"
     assert first.status_code == 200 and first.json()["accepted"] == 1
     metrics = httpx.get(url + "/metrics").text
-    assert 'keelwatch_requests_rejected_total{reason="overloaded"} 1' in metrics
+    assert 'keelwatch_requests_rejected_total{protocol="http",reason="overloaded"} 1' in metrics

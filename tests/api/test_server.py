@@ -136,7 +136,7 @@ def test_unknown_source_lists_known_ones(server: RunningServer) -> None:
 def test_metrics_count_per_source(server: RunningServer) -> None:
     post(server, "/ingest/k8s-audit", orjson.dumps(audit_event(name="metered")))
     text = get(server, "/metrics").text
-    assert 'keelwatch_records_received_total{source="k8s-audit"}' in text
+    assert 'keelwatch_records_received_total{protocol="http",source="k8s-audit"}' in text
     assert "keelwatch_ingest_queue_events 0" in text
 
 

@@ -14,14 +14,13 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from keelwatch.auth import Permission, TokenStore
 from keelwatch.errors import (
     AuthError,
     ConfigError,
     KeelwatchError,
-    PayloadTooLarge,
     QueryError,
     RequestError,
 )
@@ -31,6 +30,8 @@ from keelwatch.ingest.writer import BatchWriter, Overloaded
 from keelwatch.model.fields import dumps
 from keelwatch.parsers.registry import AUTO, parsers
 from keelwatch.query.timerange import time_range
+from keelwatch.sources.base import Intake, Listener, ListenerSettings
+from keelwatch.sources.registry import configured_listeners, http_routes
 from keelwatch.store.base import Store, Table
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class ServerSettings:
     max_queue_events: int = 500_000
     retention_days: int | None = None
     auth_required: bool = True
+    listeners: ListenerSettings = field(default_factory=ListenerSettings)
 
 
 class KeelwatchJSON(JSONResponse):
@@ -65,6 +67,10 @@ class Api:
         self.metrics = Metrics()
         self.writer = BatchWriter(store, max_queue_events=settings.max_queue_events)
         self.ingest = IngestService(self.writer, self.metrics, settings.limits)
+        self.intake = Intake(
+            self.ingest, tokens, auth_required=settings.auth_required, listeners=settings.listeners
+        )
+        self.listeners: list[Listener] = []
         self.metrics.gauge("keelwatch_ingest_queue_events", lambda: self.writer.queued_events)
 
     def guard(self, permission: Permission, handler: Handler) -> Handler:
@@ -93,7 +99,10 @@ class Api:
                 return _error(400, str(error))
             except RequestError as error:
                 self.metrics.add(
-                    "keelwatch_requests_rejected_total", 1, "reason", type(error).__name__
+                    "keelwatch_requests_rejected_total",
+                    1,
+                    protocol="http",
+                    reason=type(error).__name__,
                 )
                 return _error(error.status, str(error))
 
@@ -116,25 +125,16 @@ class Api:
                 body, source, request.headers.get("content-encoding", "")
             )
         except Overloaded as error:
-            self.metrics.add("keelwatch_requests_rejected_total", 1, "reason", "overloaded")
+            self.metrics.add(
+                "keelwatch_requests_rejected_total", 1, protocol="http", reason="overloaded"
+            )
             return _error(
                 503, f"{error}; retry later", **{"Retry-After": str(error.retry_after_seconds)}
             )
         return KeelwatchJSON(result.as_json())
 
     async def _read_body(self, request: Request) -> bytes:
-        limit = self.settings.limits.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"body is larger than {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body is larger than {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await self.intake.read_body(request)
 
     def _read_args(self, request: Request) -> tuple[str, Any, int]:
         params = request.query_params
@@ -200,8 +200,13 @@ class Api:
         self.writer.start()
         retention = asyncio.create_task(self._retention_loop())
         try:
+            for listener in configured_listeners(self.intake):
+                await listener.start()
+                self.listeners.append(listener)
             yield
         finally:
+            for listener in reversed(self.listeners):
+                await listener.stop()
             retention.cancel()
             await asyncio.to_thread(self.writer.stop)
             self.ingest.close()
@@ -222,7 +227,7 @@ class Api:
 
 def create_app(store: Store, tokens: TokenStore, settings: ServerSettings) -> Starlette:
     api = Api(store, tokens, settings)
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", api.guard("read", api.metrics_text), methods=["GET"]),
         # /ingest/k8s-audit, the audit webhook target, is this route with source k8s-audit.
@@ -233,6 +238,8 @@ def create_app(store: Store, tokens: TokenStore, settings: ServerSettings) -> St
         Route("/api/v1/dead-letters", api.guard("read", api.dead_letters), methods=["GET"]),
         Route("/api/v1/sources", api.guard("read", api.sources), methods=["GET"]),
     ]
+    # Protocol routes last: Elasticsearch's handshake answers catch-all paths such as /{index}.
+    routes.extend(http_routes(api.intake))
     app = Starlette(routes=routes, lifespan=api.lifespan)
     app.state.api = api
     return app

@@ -7,12 +7,15 @@ from collections import defaultdict
 from collections.abc import Callable
 
 _HELP = {
-    "keelwatch_records_received_total": "Records received, by source.",
-    "keelwatch_events_stored_total": "Events and findings durably stored, by source.",
-    "keelwatch_records_dead_lettered_total": "Records kept in the dead-letter table, by source.",
-    "keelwatch_requests_rejected_total": "Requests refused whole, by reason.",
+    "keelwatch_records_received_total": "Records received, by source and protocol.",
+    "keelwatch_events_stored_total": "Events and findings durably stored, by source and protocol.",
+    "keelwatch_records_dead_lettered_total": "Records kept in the dead-letter table.",
+    "keelwatch_requests_rejected_total": "Requests or frames refused, by protocol and reason.",
     "keelwatch_ingest_queue_events": "Events accepted but not yet durably written.",
+    "keelwatch_connections_open": "Open TCP connections, by protocol.",
 }
+
+Labels = tuple[tuple[str, str], ...]
 
 
 def _escape(value: str) -> str:
@@ -20,25 +23,28 @@ def _escape(value: str) -> str:
 
 
 class Metrics:
-    """Thread-safe counters keyed by (metric, label value)."""
+    """Thread-safe counters keyed by metric name and label set."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counters: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._counters: dict[tuple[str, Labels], int] = defaultdict(int)
         self._gauges: dict[str, Callable[[], float]] = {}
 
-    def add(self, metric: str, amount: int, label: str = "source", value: str = "") -> None:
+    def add(self, metric: str, amount: int, **labels: str) -> None:
         if amount:
+            key = (metric, tuple(sorted(labels.items())))
             with self._lock:
-                self._counters[(metric, label, value)] += amount
+                self._counters[key] += amount
 
     def gauge(self, metric: str, read: Callable[[], float]) -> None:
         self._gauges[metric] = read
 
-    def value(self, metric: str, label_value: str = "") -> int:
+    def value(self, metric: str, **labels: str) -> int:
+        """The sum of ``metric`` over every label set that contains ``labels``."""
+        wanted = set(labels.items())
         with self._lock:
             return sum(
-                n for (m, _, v), n in self._counters.items() if m == metric and v == label_value
+                n for (m, have), n in self._counters.items() if m == metric and wanted <= set(have)
             )
 
     def render(self) -> str:
@@ -46,12 +52,13 @@ class Metrics:
             counters = sorted(self._counters.items())
         lines: list[str] = []
         seen: set[str] = set()
-        for (metric, label, value), number in counters:
+        for (metric, labels), number in counters:
             if metric not in seen:
                 seen.add(metric)
                 lines.append(f"# HELP {metric} {_HELP.get(metric, metric)}")
                 lines.append(f"# TYPE {metric} counter")
-            lines.append(f'{metric}{{{label}="{_escape(value)}"}} {number}')
+            rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            lines.append(f"{metric}{{{rendered}}} {number}")
         for metric, read in sorted(self._gauges.items()):
             lines.append(f"# HELP {metric} {_HELP.get(metric, metric)}")
             lines.append(f"# TYPE {metric} gauge")

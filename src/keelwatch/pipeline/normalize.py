@@ -17,20 +17,31 @@ def normalize(
     received_at: datetime,
     limits: RecordLimits = DEFAULT_LIMITS,
     batch: Batch | None = None,
+    outcomes: list[str | None] | None = None,
 ) -> Batch:
     """Parse ``records`` with the parser named ``source`` (or recognise each, for "auto").
 
     A record that fails is dead-lettered with its reason; the others are never affected.
+    With ``outcomes``, one entry per record is appended: None when the record stored anything,
+    else the reason it was dead-lettered (protocols that answer per item need it).
     """
     batch = batch if batch is not None else Batch()
     fixed = None if source == AUTO else get_parser(source)
     ctx = ParseContext(source, received_at, batch, limits)
     for record in records:
+        stored_before = len(batch.events) + len(batch.findings)
+        rejected_before = len(batch.dead_letters)
         parser = fixed or recognise(record)
         if parser is None:
             ctx.reject(record, "no parser recognises this record; name the source explicitly")
-            continue
-        parse_one(parser, record, ctx)
+        else:
+            parse_one(parser, record, ctx)
+        if outcomes is not None:
+            stored = len(batch.events) + len(batch.findings) > stored_before
+            rejected = len(batch.dead_letters) > rejected_before
+            outcomes.append(
+                batch.dead_letters[rejected_before].reason if rejected and not stored else None
+            )
     return batch
 
 

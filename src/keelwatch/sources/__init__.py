@@ -1,0 +1,1 @@
+"""Protocol adapters: each turns one wire protocol into records for the shared ingest service."""
