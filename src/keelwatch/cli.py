@@ -3,56 +3,21 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
 from keelwatch import __version__
 from keelwatch.auth import ROLES, TokenStore
+from keelwatch.cli_alerts import alerts_command
+from keelwatch.cli_common import console, data_option, errors, fail, server_options
 from keelwatch.errors import KeelwatchError
 from keelwatch.model.fields import dumps
 from keelwatch.parsers.registry import AUTO, get_parser, parsers
 from keelwatch.store.base import Table
-
-console = Console()
-errors = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_DATA = Path("./data")
-
-
-def data_option(function: F) -> F:
-    return click.option(
-        "--data",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=DEFAULT_DATA,
-        show_default=True,
-        envvar="KEELWATCH_DATA",
-        help="Data directory (DuckDB file, tokens).",
-    )(function)
-
-
-def server_options(function: F) -> F:
-    function = click.option(
-        "--token",
-        envvar="KEELWATCH_TOKEN",
-        help="API token for --server (or set KEELWATCH_TOKEN).",
-    )(function)
-    return click.option(
-        "--server",
-        envvar="KEELWATCH_SERVER",
-        metavar="URL",
-        help="Use a running server's API instead of opening the data directory.",
-    )(function)
-
-
-def _fail(error: Exception) -> None:
-    errors.print(f"[bold red]error:[/] {error}")
-    sys.exit(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,7 +87,7 @@ def serve(
     from keelwatch.sources.base import ListenerSettings, TLSFiles
 
     if (tls_cert is None) != (tls_key is None):
-        _fail(click.UsageError("--tls-cert and --tls-key go together"))
+        fail(click.UsageError("--tls-cert and --tls-key go together"))
     tls = TLSFiles(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
     try:
         run_server(
@@ -137,7 +102,7 @@ def serve(
             listeners=ListenerSettings(host=host, tls=tls, **listeners),
         )
     except KeelwatchError as error:
-        _fail(error)
+        fail(error)
 
 
 # -- ingest ----------------------------------------------------------------------------------
@@ -173,7 +138,7 @@ def ingest(
                 files, source, data, server, token, lambda n: progress.advance(task, n)
             )
     except KeelwatchError as error:
-        _fail(error)
+        fail(error)
     console.print(
         f"received {summary.received}, stored {summary.accepted}, "
         f"dead-lettered {summary.dead_lettered}"
@@ -250,7 +215,7 @@ def search(
         finally:
             reader.close()
     except KeelwatchError as error:
-        _fail(error)
+        fail(error)
     rows = answer[table]
     if as_json:
         for row in rows:
@@ -295,7 +260,7 @@ def sql(statement: str, as_json: bool, data: Path, server: str | None, token: st
         finally:
             reader.close()
     except KeelwatchError as error:
-        _fail(error)
+        fail(error)
     columns = answer["columns"]
     if as_json:
         for row in answer["rows"]:
@@ -329,7 +294,7 @@ def dead_letters(
         finally:
             reader.close()
     except KeelwatchError as error:
-        _fail(error)
+        fail(error)
     for row in rows:
         sys.stdout.buffer.write(dumps(row) + b"\n")
 
@@ -384,7 +349,7 @@ def tokens_list(data: Path) -> None:
 def tokens_revoke(token_id: str, data: Path) -> None:
     """Revoke a token by id (a running server stops accepting it at once)."""
     if not TokenStore(data).revoke(token_id):
-        _fail(KeelwatchError(f"no token with id {token_id!r} (see `keelwatch tokens list`)"))
+        fail(KeelwatchError(f"no token with id {token_id!r} (see `keelwatch tokens list`)"))
     console.print(f"revoked {token_id}")
 
 
@@ -402,3 +367,6 @@ def tokens_ensure_admin(data: Path) -> None:
     _, secret = store.create("admin", "first admin")
     errors.print("[bold]Your admin token[/] (shown once; export it for the CLI):")
     click.echo(f"export KEELWATCH_TOKEN={secret}")
+
+
+main.add_command(alerts_command)

@@ -8,13 +8,15 @@ the CLI cannot open it, so it goes through the server (whose address `serve` rec
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
 from keelwatch.client import ServerClient
-from keelwatch.errors import StoreLocked
+from keelwatch.errors import QueryError, StoreLocked
+from keelwatch.model.severity import NAMES, severity_from_name
 from keelwatch.query.timerange import time_range
 from keelwatch.store.base import Table
 from keelwatch.store.duckdb_store import DuckDBStore
@@ -35,7 +37,26 @@ class Reader(Protocol):
 
     def dead_letters(self, since: str | None, limit: int) -> list[dict[str, Any]]: ...
 
+    def alerts(self, query: AlertQuery) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AlertQuery:
+    since: str | None = None
+    until: str | None = None
+    rule: str | None = None
+    severity: str | None = None  # the lowest severity shown
+    limit: int = 100
+
+    def min_severity(self) -> int | None:
+        if not self.severity:
+            return None
+        level = severity_from_name(self.severity)
+        if level is None:
+            raise QueryError(f"unknown severity {self.severity!r}; use {', '.join(NAMES)}")
+        return level
 
 
 class LocalReader:
@@ -61,6 +82,15 @@ class LocalReader:
 
     def dead_letters(self, since: str | None, limit: int) -> list[dict[str, Any]]:
         return self.store.dead_letters(time_range(since, None), limit=limit)
+
+    def alerts(self, query: AlertQuery) -> dict[str, Any]:
+        total, rows = self.store.alerts(
+            time_range(query.since, query.until),
+            rule=query.rule,
+            min_severity=query.min_severity(),
+            limit=query.limit,
+        )
+        return {"total": total, "alerts": rows}
 
     def close(self) -> None:
         self.store.close()
@@ -98,6 +128,18 @@ class RemoteReader:
             "/api/v1/dead-letters", since=since, limit=limit
         )["dead_letters"]
         return rows
+
+    def alerts(self, query: AlertQuery) -> dict[str, Any]:
+        query.min_severity()  # fail early, with the same message as the local reader
+        result: dict[str, Any] = self.client.get(
+            "/api/v1/alerts",
+            since=query.since,
+            until=query.until,
+            rule=query.rule,
+            severity=query.severity,
+            limit=query.limit,
+        )
+        return result
 
     def close(self) -> None:
         self.client.close()

@@ -16,6 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from keelwatch.alerting.dedup import Deduplicator
+from keelwatch.alerting.raiser import AlertRaiser, MatchSource
+from keelwatch.alerting.runtime import runtime_alerts
 from keelwatch.auth import Permission, TokenStore
 from keelwatch.errors import (
     AuthError,
@@ -28,6 +31,7 @@ from keelwatch.ingest.metrics import Metrics
 from keelwatch.ingest.service import IngestLimits, IngestService
 from keelwatch.ingest.writer import BatchWriter, Overloaded
 from keelwatch.model.fields import dumps
+from keelwatch.model.severity import NAMES, severity_from_name
 from keelwatch.parsers.registry import AUTO, parsers
 from keelwatch.query.timerange import time_range
 from keelwatch.sources.base import Intake, Listener, ListenerSettings
@@ -36,6 +40,7 @@ from keelwatch.store.base import Store, Table
 
 log = logging.getLogger(__name__)
 MAX_LIMIT = 10_000
+RESTORED_ALERTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,8 @@ class ServerSettings:
     retention_days: int | None = None
     auth_required: bool = True
     listeners: ListenerSettings = field(default_factory=ListenerSettings)
+    alert_window_seconds: float = 600.0
+    match_sources: tuple[MatchSource, ...] = ()  # rule engines; runtime alerts are always on
 
 
 class KeelwatchJSON(JSONResponse):
@@ -65,7 +72,11 @@ class Api:
         self.tokens = tokens
         self.settings = settings
         self.metrics = Metrics()
-        self.writer = BatchWriter(store, max_queue_events=settings.max_queue_events)
+        self.dedup = Deduplicator(settings.alert_window_seconds)
+        self.raiser = AlertRaiser([runtime_alerts, *settings.match_sources], self.dedup)
+        self.writer = BatchWriter(
+            store, max_queue_events=settings.max_queue_events, raiser=self.raiser
+        )
         self.ingest = IngestService(self.writer, self.metrics, settings.limits)
         self.intake = Intake(
             self.ingest, tokens, auth_required=settings.auth_required, listeners=settings.listeners
@@ -181,6 +192,21 @@ class Api:
         rows = await asyncio.to_thread(self.store.dead_letters, window, limit=limit)
         return KeelwatchJSON({"dead_letters": rows})
 
+    async def alerts(self, request: Request) -> Response:
+        _, window, limit = self._read_args(request)
+        params = request.query_params
+        severity = params.get("severity")
+        min_severity = None
+        if severity:
+            min_severity = severity_from_name(severity)
+            if min_severity is None:
+                raise QueryError(f"unknown severity {severity!r}; use {', '.join(NAMES)}")
+        total, rows = await asyncio.to_thread(
+            self.store.alerts, window, rule=params.get("rule"), min_severity=min_severity,
+            limit=limit,
+        )  # fmt: skip
+        return KeelwatchJSON({"total": total, "alerts": rows})
+
     async def sources(self, request: Request) -> Response:
         return KeelwatchJSON(
             {
@@ -197,6 +223,8 @@ class Api:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         parsers()  # load every parser now, so a broken one fails at start, not on a request
+        # Reopen the latest alerts so a restart does not split them in two.
+        self.dedup.restore(await asyncio.to_thread(self.store.latest_alerts, RESTORED_ALERTS))
         self.writer.start()
         retention = asyncio.create_task(self._retention_loop())
         try:
@@ -236,6 +264,7 @@ def create_app(store: Store, tokens: TokenStore, settings: ServerSettings) -> St
         Route("/api/v1/findings", api.guard("read", api.findings), methods=["GET"]),
         Route("/api/v1/sql", api.guard("read", api.sql), methods=["POST"]),
         Route("/api/v1/dead-letters", api.guard("read", api.dead_letters), methods=["GET"]),
+        Route("/api/v1/alerts", api.guard("read", api.alerts), methods=["GET"]),
         Route("/api/v1/sources", api.guard("read", api.sources), methods=["GET"]),
     ]
     # Protocol routes last: Elasticsearch's handshake answers catch-all paths such as /{index}.

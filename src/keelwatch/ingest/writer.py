@@ -14,6 +14,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
+from keelwatch.alerting.raiser import AlertRaiser
 from keelwatch.errors import KeelwatchError
 from keelwatch.parsers.base import Batch
 from keelwatch.store.base import Store
@@ -40,9 +41,15 @@ _STOP = object()
 
 class BatchWriter:
     def __init__(
-        self, store: Store, *, max_queue_events: int = 500_000, max_group_events: int = 200_000
+        self,
+        store: Store,
+        *,
+        max_queue_events: int = 500_000,
+        max_group_events: int = 200_000,
+        raiser: AlertRaiser | None = None,
     ) -> None:
         self.store = store
+        self.raiser = raiser
         self.max_queue_events = max_queue_events
         self.max_group_events = max_group_events
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
@@ -104,21 +111,27 @@ class BatchWriter:
         merged = Batch()
         for pending in group:
             merged.extend(pending.batch)
+        # Detection runs here, in the one writer thread, so its state sees batches in commit
+        # order and alerts are committed in the same transaction as the events they cite.
+        if self.raiser is not None:
+            self.raiser.process(merged)
         try:
             self.store.append(merged)
             outcomes: list[BaseException | None] = [None] * len(group)
         except Exception:
             # One bad batch must not fail its neighbours: retry them one by one.
             log.exception("group commit failed; retrying %d batches one by one", len(group))
-            outcomes = [self._commit_one(pending) for pending in group]
+            outcomes = [self._commit_one(pending.batch) for pending in group]
+            if merged.alerts and self._commit_one(Batch(alerts=merged.alerts)) is not None:
+                log.error("could not store %d alerts", len(merged.alerts))
         for pending, error in zip(group, outcomes, strict=True):
             with self._lock:
                 self._queued -= pending.size
             pending.loop.call_soon_threadsafe(_settle, pending.future, error)
 
-    def _commit_one(self, pending: _Pending) -> BaseException | None:
+    def _commit_one(self, batch: Batch) -> BaseException | None:
         try:
-            self.store.append(pending.batch)
+            self.store.append(batch)
         except Exception as error:
             return error
         return None

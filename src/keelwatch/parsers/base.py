@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from keelwatch.model.alert import Alert
 from keelwatch.model.fields import DEFAULT_LIMITS, Fields, RecordLimits, content_id
 
 Record = Any  # a decoded JSON value (dict, list, scalar) or one line of text (str)
@@ -47,12 +48,14 @@ class Batch:
     findings: list[Fields] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)  # raised or updated by detection
 
     def extend(self, other: Batch) -> None:
         self.events.extend(other.events)
         self.findings.extend(other.findings)
         self.dead_letters.extend(other.dead_letters)
         self.warnings.extend(other.warnings)
+        self.alerts.extend(other.alerts)
 
 
 def raw_bytes(record: Record) -> bytes:

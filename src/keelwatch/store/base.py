@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from keelwatch.model.alert import Alert
 from keelwatch.parsers.base import Batch
 
 Table = Literal["events", "findings", "alerts", "dead_letters"]
@@ -48,6 +49,17 @@ class Store(Protocol):
     def sql(self, statement: str, *, max_rows: int = 10_000) -> SqlResult: ...
 
     def dead_letters(self, window: TimeRange, *, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def alerts(
+        self,
+        window: TimeRange,
+        *,
+        rule: str | None = None,
+        min_severity: int | None = None,
+        limit: int = 100,
+    ) -> tuple[int, list[dict[str, Any]]]: ...
+
+    def latest_alerts(self, limit: int) -> list[Alert]: ...
 
     def delete_older_than(self, cutoff: datetime) -> dict[str, int]: ...
 

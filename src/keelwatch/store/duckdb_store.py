@@ -18,22 +18,17 @@ import orjson
 import pyarrow as pa
 
 from keelwatch.errors import QueryError, StoreError, StoreLocked
+from keelwatch.model.alert import Alert
 from keelwatch.model.fields import Fields, dumps
 from keelwatch.parsers.base import Batch, DeadLetter
 from keelwatch.query.compile import Condition, QueryCompiler
 from keelwatch.query.parse import FIELD_NAME
+from keelwatch.store.alert_rows import ALERTS_DDL, alert_from_doc, alerts_arrow
 from keelwatch.store.base import SEARCHABLE, SearchResult, SqlResult, Table, TimeRange
 from keelwatch.store.columns import EVENT_COLUMNS, FINDING_COLUMNS, Column
 
 DATABASE_FILE = "keelwatch.duckdb"
 
-_ALERTS_DDL = """
-CREATE TABLE IF NOT EXISTS alerts (
-    alert_id VARCHAR, rule_id VARCHAR, rule_title VARCHAR, level VARCHAR, severity INTEGER,
-    techniques VARCHAR[], cluster VARCHAR, namespace VARCHAR, pod VARCHAR, user_name VARCHAR,
-    node VARCHAR, first_seen TIMESTAMP, last_seen TIMESTAMP, count BIGINT, event_ids VARCHAR[],
-    doc JSON
-)"""
 _DEAD_LETTERS_DDL = """
 CREATE TABLE IF NOT EXISTS dead_letters (
     received_at TIMESTAMP, source VARCHAR, reason VARCHAR, raw BLOB
@@ -111,7 +106,7 @@ class DuckDBStore:
         if not read_only:
             for table, columns in _TABLE_COLUMNS.items():
                 self._con.execute(_ddl(table, columns))
-            self._con.execute(_ALERTS_DDL)
+            self._con.execute(ALERTS_DDL)
             self._con.execute(_DEAD_LETTERS_DDL)
 
     # -- writing ---------------------------------------------------------------------------
@@ -126,10 +121,22 @@ class DuckDBStore:
                         self._insert(table, _to_arrow(rows, _TABLE_COLUMNS[table]))
                 if batch.dead_letters:
                     self._insert("dead_letters", _dead_letters_arrow(batch.dead_letters))
+                if batch.alerts:
+                    self._upsert_alerts(alerts_arrow(batch.alerts))
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")
                 raise
+
+    def _upsert_alerts(self, data: pa.Table) -> None:
+        self._con.register("_incoming_alerts", data)
+        try:
+            self._con.execute(
+                "DELETE FROM alerts WHERE alert_id IN (SELECT alert_id FROM _incoming_alerts)"
+            )
+            self._con.execute("INSERT INTO alerts SELECT * FROM _incoming_alerts")
+        finally:
+            self._con.unregister("_incoming_alerts")
 
     def _insert(self, table: str, data: pa.Table) -> None:
         view = f"_incoming_{table}"
@@ -259,6 +266,42 @@ class DuckDBStore:
             }
             for r in rows
         ]
+
+    def alerts(
+        self,
+        window: TimeRange,
+        *,
+        rule: str | None = None,
+        min_severity: int | None = None,
+        limit: int = 100,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Alerts active in ``window`` (newest first), with the total before ``limit``."""
+        conditions: list[str] = ["TRUE"]
+        params: list[Any] = []
+        if window.since is not None:
+            conditions.append("last_seen >= ?")
+            params.append(_naive(window.since))
+        if window.until is not None:
+            conditions.append("first_seen < ?")
+            params.append(_naive(window.until))
+        if rule:
+            conditions.append("(rule_id = ? OR rule_title = ?)")
+            params.extend([rule, rule])
+        if min_severity is not None:
+            conditions.append("severity >= ?")
+            params.append(min_severity)
+        where = " AND ".join(conditions)
+        total = self._read(f"SELECT count(*) FROM alerts WHERE {where}", params)
+        rows = self._read(
+            f"SELECT doc FROM alerts WHERE {where} ORDER BY last_seen DESC, alert_id LIMIT ?",
+            [*params, max(0, limit)],
+        )
+        return int(total[0][0]), [orjson.loads(r[0]) for r in rows]
+
+    def latest_alerts(self, limit: int) -> list[Alert]:
+        """The ``limit`` alerts seen last: the dedup state to restore after a restart."""
+        rows = self._read("SELECT doc FROM alerts ORDER BY last_seen DESC LIMIT ?", [limit])
+        return [alert_from_doc(r[0]) for r in reversed(rows)]
 
     def counts(self) -> dict[str, int]:
         result = {}

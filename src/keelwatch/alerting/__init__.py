@@ -1,0 +1,1 @@
+"""Alert lifecycle: deduplication of rule matches into alerts, per rule and entity."""

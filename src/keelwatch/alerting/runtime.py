@@ -1,0 +1,66 @@
+"""Runtime security tools already decided: their alerts become Keelwatch alerts directly.
+
+Falco alerts (``event.kind: alert``) keep their rule, priority and ATT&CK tags. Tetragon events
+raised by a TracingPolicy (``tetragon.policy_name``) become alerts named after the policy; an
+enforcing action (SIGKILL, override) makes them high. Tracee detections (``event.kind: alert``
+from the tracee dataset) keep their signature's severity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from keelwatch.model.alert import RuleInfo
+from keelwatch.model.fields import Fields
+from keelwatch.model.severity import HIGH, MEDIUM, severity_name
+
+_ENFORCING_ACTIONS = ("SIGKILL", "OVERRIDE", "NOTIFY_ENFORCER")
+
+
+def runtime_alerts(events: Sequence[Fields]) -> Iterator[tuple[RuleInfo, Sequence[Fields]]]:
+    """(rule, [event]) for every event that a runtime tool already flagged."""
+    for event in events:
+        rule = _rule_for(event)
+        if rule is not None:
+            yield rule, (event,)
+
+
+def _rule_for(event: Fields) -> RuleInfo | None:
+    dataset = event.get("event.dataset")
+    if event.get("event.kind") == "alert" and isinstance(dataset, str):
+        origin = dataset.partition(".")[0]
+        name = event.get("rule.name")
+        if not isinstance(name, str) or not name:
+            return None
+        severity = event.get("event.severity")
+        level = severity_name(severity if isinstance(severity, int) else MEDIUM)
+        return RuleInfo(
+            id=f"{origin}:{name}",
+            title=name,
+            level=level,
+            severity=severity if isinstance(severity, int) else MEDIUM,
+            techniques=_techniques(event),
+            description=str(event.get("message") or "")[:1000],
+            origin=origin,
+        )
+    policy = event.get("tetragon.policy_name")
+    if dataset == "tetragon.events" and isinstance(policy, str) and policy:
+        action = str(event.get("tetragon.action") or "")
+        severity = HIGH if any(a in action for a in _ENFORCING_ACTIONS) else MEDIUM
+        return RuleInfo(
+            id=f"tetragon:{policy}",
+            title=f"Tetragon policy {policy}",
+            level=severity_name(severity),
+            severity=severity,
+            techniques=_techniques(event),
+            description=f"TracingPolicy {policy} matched ({event.get('event.action')}, {action})",
+            origin="tetragon",
+        )
+    return None
+
+
+def _techniques(event: Fields) -> tuple[str, ...]:
+    value = event.get("threat.technique.id")
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, str))
+    return (value,) if isinstance(value, str) else ()

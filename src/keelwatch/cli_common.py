@@ -1,0 +1,46 @@
+"""What every CLI command shares: consoles, the --data and --server options, failing clearly."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+
+console = Console()
+errors = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_DATA = Path("./data")
+
+
+def data_option(function: F) -> F:
+    return click.option(
+        "--data",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_DATA,
+        show_default=True,
+        envvar="KEELWATCH_DATA",
+        help="Data directory (DuckDB file, tokens).",
+    )(function)
+
+
+def server_options(function: F) -> F:
+    function = click.option(
+        "--token",
+        envvar="KEELWATCH_TOKEN",
+        help="API token for --server (or set KEELWATCH_TOKEN).",
+    )(function)
+    return click.option(
+        "--server",
+        envvar="KEELWATCH_SERVER",
+        metavar="URL",
+        help="Use a running server's API instead of opening the data directory.",
+    )(function)
+
+
+def fail(error: Exception) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {error}")
+    sys.exit(2)
