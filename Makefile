@@ -6,7 +6,7 @@ DATA ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: help venv run test lint typecheck clean
+.PHONY: help venv run test test-deps lint typecheck clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,7 +23,10 @@ run: venv  ## start a server on embedded storage in $(DATA), with a first admin 
 	@$(BIN)/keelwatch tokens ensure-admin --data $(DATA)
 	$(BIN)/keelwatch serve --data $(DATA) --host $(HOST) --port $(PORT)
 
-test: venv  ## install what the tests need and run them all
+test-deps:  ## fetch the real servers the integration tests run (syslog daemons, fluentd…)
+	@for script in scripts/test-deps/*.sh; do bash "$$script" || exit 1; done
+
+test: venv test-deps  ## install what the tests need and run them all
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/pytest -q
