@@ -16,13 +16,17 @@ _MODULES = (
     "k8s_audit",
     "cloudtrail",
     "gcp_audit",
+    "syslog",  # before falco: a <PRI> line carrying an alert keeps its header
     "falco",
     "tetragon",
+    "tracee",
     "hubble",
     "kube_bench",
     "kubescape",
     "trivy_operator",
     "k8s_event",
+    "otel_log",
+    "loki",
     "container",
 )
 
