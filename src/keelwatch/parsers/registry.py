@@ -16,7 +16,6 @@ _MODULES = (
     "k8s_audit",
     "cloudtrail",
     "gcp_audit",
-    "syslog",  # before falco: a <PRI> line carrying an alert keeps its header
     "falco",
     "tetragon",
     "tracee",
