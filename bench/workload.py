@@ -1,0 +1,76 @@
+"""Realistic Kubernetes audit traffic for benchmarks, deterministic for a seed."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+import orjson
+
+_ACTORS = (
+    ("system:kube-controller-manager", ["system:authenticated"], "kube-controller-manager/v1.31.2"),
+    ("system:kube-scheduler", ["system:authenticated"], "kube-scheduler/v1.31.2"),
+    ("system:node:worker-{n}", ["system:nodes", "system:authenticated"], "kubelet/v1.31.2"),
+    ("system:serviceaccount:kube-system:endpointslice-controller", ["system:serviceaccounts"],
+     "kube-controller-manager/v1.31.2"),
+    ("alice@example.com", ["developers", "system:authenticated"], "kubectl/v1.31.0"),
+    ("system:serviceaccount:ci:deployer", ["system:serviceaccounts"], "argocd/v2.12"),
+)  # fmt: skip
+_REQUESTS = (
+    ("update", "leases", "coordination.k8s.io", "kube-node-lease"),
+    ("get", "leases", "coordination.k8s.io", "kube-system"),
+    ("watch", "pods", "", "default"),
+    ("list", "endpointslices", "discovery.k8s.io", "default"),
+    ("patch", "pods/status", "", "shop"),
+    ("get", "configmaps", "", "shop"),
+    ("create", "events", "", "shop"),
+    ("update", "deployments", "apps", "shop"),
+    ("get", "secrets", "", "payments"),
+)
+
+
+def audit_event(rng: random.Random, second: int) -> dict[str, Any]:
+    user, groups, agent = rng.choice(_ACTORS)
+    user = user.format(n=rng.randrange(1, 40))
+    verb, resource, group, namespace = rng.choice(_REQUESTS)
+    resource, _, sub = resource.partition("/")
+    name = f"{resource[:-1]}-{rng.randrange(10_000):04d}"
+    stamp = f"2026-11-01T{(second // 3600) % 24:02d}:{(second // 60) % 60:02d}:{second % 60:02d}"
+    ref: dict[str, Any] = {"resource": resource, "namespace": namespace, "name": name}
+    if group:
+        ref["apiGroup"] = group
+    ref["apiVersion"] = "v1"
+    if sub:
+        ref["subresource"] = sub
+    code = 200 if rng.random() > 0.03 else 403
+    return {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": str(uuid.UUID(int=rng.getrandbits(128))),
+        "stage": "ResponseComplete",
+        "requestURI": f"/apis/{group or 'core'}/v1/namespaces/{namespace}/{resource}/{name}",
+        "verb": verb,
+        "user": {"username": user, "uid": str(uuid.UUID(int=rng.getrandbits(128))),
+                 "groups": groups},
+        "sourceIPs": [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"],
+        "userAgent": f"{agent} (linux/amd64) kubernetes/{rng.getrandbits(28):07x}",
+        "objectRef": ref,
+        "responseStatus": {"metadata": {}, "code": code},
+        "requestReceivedTimestamp": f"{stamp}.{rng.randrange(10**6):06d}Z",
+        "stageTimestamp": f"{stamp}.{rng.randrange(10**6):06d}Z",
+        "annotations": {
+            "authorization.k8s.io/decision": "allow" if code == 200 else "forbid",
+            "authorization.k8s.io/reason": f'RBAC: allowed by ClusterRoleBinding "{verb}-x"',
+            "pod-security.kubernetes.io/enforce-policy": "restricted:latest",
+            "mutation.webhook.admission.k8s.io/round_0_index_0":
+                '{"configuration":"policy-agent","webhook":"mutate.policy.example.com","mutated":false}',
+        },
+    }  # fmt: skip
+
+
+def audit_lines(count: int, seed: int = 7) -> list[bytes]:
+    """``count`` audit events as JSON lines, about 1 KB each."""
+    rng = random.Random(seed)
+    return [orjson.dumps(audit_event(rng, n // 50)) for n in range(count)]
