@@ -27,13 +27,13 @@ test-deps:  ## fetch the real servers the integration tests run (syslog daemons,
 	@for script in scripts/test-deps/*.sh; do bash "$$script" || exit 1; done
 
 test: venv test-deps  ## install what the tests need and run them all
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: venv  ## ruff and mypy only
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 clean:  ## remove the virtual environment and caches (not the data)
