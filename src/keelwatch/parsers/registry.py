@@ -16,6 +16,7 @@ _MODULES = (
     "k8s_audit",
     "cloudtrail",
     "gcp_audit",
+    "syslog",  # before falco: a <PRI> line carrying an alert keeps its header
     "falco",
     "tetragon",
     "tracee",
