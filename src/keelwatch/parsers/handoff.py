@@ -15,15 +15,18 @@ Adapters put the hint into the record as ``{"hint": {"parser": <name>, "strict":
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from keelwatch.errors import ParseError, RecordTooLarge
-from keelwatch.model.fields import Fields, RecordLimits, flatten
+from keelwatch.model.fields import Fields, RecordLimits, flatten, parse_timestamp
 from keelwatch.parsers.base import ParseContext, Parser, Record
 from keelwatch.parsers.registry import parsers, recognise
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_UNIX_NANO = 253_402_300_799 * 10**9  # 9999-12-31T23:59:59Z
 TRANSPORTS = frozenset(("otel-log", "loki"))
 # Claims any object with a "message" and a stream; the transport's own record says more.
 GENERIC = frozenset(("container",))
@@ -88,3 +91,17 @@ def original_of(record: Record) -> Record:
     if isinstance(record, dict) and "hint" in record:
         return {key: value for key, value in record.items() if key != "hint"}
     return record
+
+
+def unix_nano_time(value: Any) -> datetime | None:
+    """Nanoseconds since the epoch (an integer or a digit string), exact to the microsecond.
+
+    Floats would round 10:00:00.123456789 up to .123457; other shapes go to parse_timestamp.
+    """
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        value = int(value)
+    if type(value) is int:
+        if not 0 < value <= _MAX_UNIX_NANO:
+            return None
+        return _EPOCH + timedelta(microseconds=value // 1000)
+    return parse_timestamp(value)

@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from keelwatch.errors import ParseError
-from keelwatch.model.fields import Fields, flatten, parse_timestamp
+from keelwatch.model.fields import Fields, flatten
 from keelwatch.model.severity import severity_from_name
 from keelwatch.parsers.base import ParseContext, Record
-from keelwatch.parsers.handoff import expand, hand_off, json_object, original_of
+from keelwatch.parsers.handoff import expand, hand_off, json_object, original_of, unix_nano_time
 from keelwatch.parsers.values import json_type, str_or_none
 
 NAME = "loki"
@@ -75,7 +75,7 @@ def parse(record: Record, ctx: ParseContext) -> None:
     if structured is not None:
         expand(structured, f"{NATIVE}.json", out, ctx)
 
-    moment = parse_timestamp(record.get("timestamp"))
+    moment = unix_nano_time(record.get("timestamp"))
     if moment is None:
         ctx.warn(f"timestamp {record.get('timestamp')!r:.80} is not one; using the time of receipt")
     else:

@@ -19,10 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from keelwatch.errors import ParseError
-from keelwatch.model.fields import Fields, flatten, parse_timestamp
+from keelwatch.model.fields import Fields, flatten
 from keelwatch.model.severity import CRITICAL, HIGH, INFO, MEDIUM
 from keelwatch.parsers.base import ParseContext, Record
-from keelwatch.parsers.handoff import expand, hand_off, json_object, original_of
+from keelwatch.parsers.handoff import expand, hand_off, json_object, original_of, unix_nano_time
 from keelwatch.parsers.values import json_type, str_or_none
 
 NAME = "otel-log"
@@ -112,7 +112,7 @@ def _set_time(record: dict[str, Any], out: Fields, ctx: ParseContext) -> None:
         value = record.get(key)
         if value in (None, 0, "0", ""):
             continue
-        moment = parse_timestamp(value)
+        moment = unix_nano_time(value)
         if moment is None:
             ctx.warn(f"{key} {value!r:.80} is not a timestamp; using the time of receipt")
         else:
