@@ -5,17 +5,28 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import json
+import os
+import shutil
 import socket
 import struct
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
 import msgpack
 import orjson
+import pytest
 
 from ..server_process import RunningServer
 
 CONTAINER_TAG = "kube.var.log.containers.web-1_shop_app-0"
+SHARED_KEY = "forward-test-key"
+ROOT = Path(__file__).resolve().parents[2]
+NODE_MODULES = Path(os.environ.get("KEELWATCH_NODE_CACHE", ROOT / ".cache" / "node")) / (
+    "node_modules"
+)
 
 
 def container_line(message: str, pod: str = "web-1") -> dict[str, Any]:
@@ -103,3 +114,20 @@ def messages_like(server: RunningServer, prefix: str) -> list[str]:
 
 def metrics(server: RunningServer) -> str:
     return httpx.get(server.url + "/metrics", headers=server.headers("analyst"), timeout=30).text
+
+
+def node_send(port: int, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    node = shutil.which("node")
+    if node is None or not (NODE_MODULES / "fluent-logger").is_dir():
+        pytest.skip(
+            "the Node.js fluent-logger is not installed; "
+            "run scripts/test-deps/fluent-logger-node.sh (make test-deps)"
+        )
+    return subprocess.run(
+        [node, str(Path(__file__).with_name("fluent_node_sender.js"))],
+        input=json.dumps({"port": port, **config}),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
+    )

@@ -9,16 +9,11 @@ encoded here with msgpack for every mode and every refusal.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import subprocess
 import time
 import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgpack
 import pytest
@@ -28,6 +23,7 @@ from ..fixtures import audit_event
 from ..server_process import RunningServer, free_port, make_server
 from .fluent_forward_helpers import (
     CONTAINER_TAG,
+    SHARED_KEY,
     closed_by_server,
     connect,
     container_line,
@@ -36,16 +32,11 @@ from .fluent_forward_helpers import (
     gzip_members,
     messages_like,
     metrics,
+    node_send,
     ping,
     receive,
     send_ignoring_close,
     sql,
-)
-
-SHARED_KEY = "forward-test-key"
-ROOT = Path(__file__).resolve().parents[2]
-NODE_MODULES = Path(os.environ.get("KEELWATCH_NODE_CACHE", ROOT / ".cache" / "node")) / (
-    "node_modules"
 )
 
 
@@ -312,23 +303,6 @@ def test_refuses_to_start_without_a_shared_key_when_auth_is_on(tmp_path: Path) -
 
 
 # -- the Node.js fluent-logger ------------------------------------------------------------------
-
-
-def node_send(port: int, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    node = shutil.which("node")
-    if node is None or not (NODE_MODULES / "fluent-logger").is_dir():
-        pytest.skip(
-            "the Node.js fluent-logger is not installed; "
-            "run scripts/test-deps/fluent-logger-node.sh (make test-deps)"
-        )
-    return subprocess.run(
-        [node, str(Path(__file__).with_name("fluent_node_sender.js"))],
-        input=json.dumps({"port": port, **config}),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
-    )
 
 
 @pytest.mark.parametrize("mode", ["Message", "PackedForward", "CompressedPackedForward"])
