@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from keelwatch.errors import ParseError, RecordTooLarge
+from keelwatch.errors import ParseError, RecordError, RecordTooLarge
 from keelwatch.model.fields import Fields, RecordLimits, flatten, parse_timestamp
 from keelwatch.parsers.base import ParseContext, Parser, Record
 from keelwatch.parsers.registry import parsers, recognise
@@ -41,6 +41,8 @@ def hand_off(line: Any, hint: Any, ctx: ParseContext) -> bool:
     ctx.source = parser.name
     try:
         parser.parse(line, ctx)
+    except RecordError as error:  # say which parser refused the line
+        raise ParseError(f"{parser.name}: {error.reason}") from None
     finally:
         ctx.source = outer
     return True

@@ -81,11 +81,14 @@ def parse(record: Record, ctx: ParseContext) -> None:
     else:
         out["@timestamp"] = moment
     metadata = record.get("structured_metadata")
-    _map_labels(labels, metadata if isinstance(metadata, dict) else {}, out)
+    _map_labels(labels, metadata if isinstance(metadata, dict) else {}, structured or {}, out)
     ctx.emit(out, original)
 
 
-def _map_labels(labels: dict[str, Any], metadata: dict[str, Any], out: Fields) -> None:
+def _map_labels(
+    labels: dict[str, Any], metadata: dict[str, Any], line: dict[str, Any], out: Fields
+) -> None:
+    """Labels first, then structured metadata, then (for the level) a JSON line's own fields."""
     for field, names in _LABELS:
         for name in names:
             if value := str_or_none(labels.get(name)):
@@ -97,7 +100,10 @@ def _map_labels(labels: dict[str, Any], metadata: dict[str, Any], out: Fields) -
     if isinstance(stream, str) and stream in _STREAMS:
         out["log.iostream"] = stream
     for key in _LEVEL_KEYS:
-        level = str_or_none(labels.get(key)) or str_or_none(metadata.get(key))
+        level = next(
+            (v for m in (labels, metadata, line) if (v := str_or_none(m.get(key))) is not None),
+            None,
+        )
         if level is not None:
             out["log.level"] = level
             severity = severity_from_name(level)
