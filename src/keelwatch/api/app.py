@@ -81,7 +81,9 @@ class Api:
         self.intake = Intake(
             self.ingest, tokens, auth_required=settings.auth_required, listeners=settings.listeners
         )
-        self.listeners: list[Listener] = []
+        # Built now, so a listener misconfiguration fails `serve` before it binds anything.
+        self.listeners: list[Listener] = configured_listeners(self.intake)
+        self._started: list[Listener] = []
         self.metrics.gauge("keelwatch_ingest_queue_events", lambda: self.writer.queued_events)
 
     def guard(self, permission: Permission, handler: Handler) -> Handler:
@@ -228,12 +230,12 @@ class Api:
         self.writer.start()
         retention = asyncio.create_task(self._retention_loop())
         try:
-            for listener in configured_listeners(self.intake):
+            for listener in self.listeners:
                 await listener.start()
-                self.listeners.append(listener)
+                self._started.append(listener)
             yield
         finally:
-            for listener in reversed(self.listeners):
+            for listener in reversed(self._started):
                 await listener.stop()
             retention.cancel()
             await asyncio.to_thread(self.writer.stop)
