@@ -43,6 +43,7 @@ _LABELS = (
 )
 _STREAMS = frozenset(("stdout", "stderr"))
 _LEVEL_KEYS = ("level", "detected_level", "severity")
+_LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "critical", "crit": "critical"}
 
 
 def matches(record: Record) -> bool:
@@ -106,7 +107,8 @@ def _map_labels(
         )
         if level is not None:
             out["log.level"] = level
-            severity = severity_from_name(level)
+            word = level.strip().lower()
+            severity = severity_from_name(_LEVEL_ALIASES.get(word, word))
             if severity is not None:
                 out["event.severity"] = severity
             break
