@@ -31,7 +31,7 @@ DESCRIPTION = "Loki push entries (Promtail, Grafana Alloy, Fluent Bit loki outpu
 NATIVE = "loki"
 # (common-schema field, label names in the order tried); the names the usual clients set.
 _LABELS = (
-    ("kubernetes.namespace", ("namespace", "k8s_namespace_name")),
+    ("kubernetes.namespace", ("namespace", "namespace_name", "k8s_namespace_name")),
     ("kubernetes.pod.name", ("pod", "pod_name", "k8s_pod_name")),
     ("kubernetes.pod.uid", ("pod_uid", "k8s_pod_uid")),
     ("kubernetes.node.name", ("node_name", "node", "k8s_node_name")),
