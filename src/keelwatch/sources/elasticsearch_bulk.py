@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 from starlette.requests import Request
@@ -40,8 +40,10 @@ from keelwatch.sources.elasticsearch_handshake import (
     handshake_routes,
     index_routes,
 )
+from keelwatch.sources.lumberjack_beats import route
 
 ACTIONS = ("index", "create", "update", "delete")
+BEATS = frozenset({"filebeat", "auditbeat", "packetbeat", "journalbeat", "winlogbeat"})
 # Bounds what one request may cost in memory beyond its bytes (a gzip body of empty documents
 # would otherwise expand to millions of dicts). Filebeat splits a batch answered with 413.
 MAX_BULK_ITEMS = 100_000
@@ -169,16 +171,32 @@ def _unsupported(action: str) -> str:
 
 
 def _groups(items: list[BulkItem]) -> dict[str, list[int]]:
-    """Item positions by the parser their index names, in order of first appearance."""
+    """Item positions by the parser their index names, in order of first appearance.
+
+    Documents from Beats (Filebeat's ``output.elasticsearch``) are routed as the Lumberjack
+    listener routes them, so a Beats event reads the same whichever output sent it.
+    """
     groups: dict[str, list[int]] = {}
     by_index: dict[str, str] = {}
+    hints: dict[str, str] = {}
     for position, item in enumerate(items):
         if item.error is not None and not item.dead_letter:
             continue
         if item.index not in by_index:
             by_index[item.index] = source_for(item.index) if item.index else AUTO
-        groups.setdefault(by_index[item.index], []).append(position)
+        source = by_index[item.index]
+        if _is_beats_event(item.record):
+            hint = None if source == AUTO else source
+            source, item.record = route(item.record, hint, hints)
+        groups.setdefault(source, []).append(position)
     return groups
+
+
+def _is_beats_event(record: Record | None) -> TypeGuard[dict[str, Any]]:
+    if not isinstance(record, dict):
+        return False
+    agent = record.get("agent")
+    return isinstance(agent, dict) and agent.get("type") in BEATS
 
 
 def _item(item: BulkItem, position: int, outcome: tuple[int, str, str] | None) -> dict[str, Any]:
