@@ -1,0 +1,576 @@
+"""Compile pySigma's parsed conditions into closures over flat events.
+
+pySigma parses the rule (modifiers already applied to the values); the processing pipeline maps
+its fields. This module walks ``rule.detection.parsed_condition`` into a small tree (``Node``),
+simplifies it (OR-ed tests on one field merge into one test, ``|contains|all`` into one scan,
+fields whose value is known fold to constants) and turns it into nested closures, once per rule.
+``bound`` reads from the tree which values a field must have for the rule to match: the engine
+indexes rules by them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.rule import SigmaRule
+from sigma.types import (
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+)
+
+from keelwatch.detect.matchers import (
+    QUESTION,
+    STAR,
+    AllNeedles,
+    CidrTest,
+    CompareTest,
+    PatternError,
+    RegexTest,
+    TextTest,
+    TimestampPartTest,
+    any_value,
+    getter,
+    norm,
+    text,
+    text_test,
+)
+
+Event = Mapping[str, Any]
+Predicate = Callable[[Event], bool]
+
+# Unbound values (Sigma "keywords") are searched in these fields, in this order.
+KEYWORD_FIELDS = ("message", "event.original")
+
+
+class CompileError(ValueError):
+    """A detection Keelwatch cannot evaluate; the rule is reported and skipped."""
+
+
+# --- the tree ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """``field`` (any element of a list) passes ``test``; an absent field never does."""
+
+    field: str
+    test: Callable[[Any], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Null:
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exists:
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    field: str
+    other: str
+    starts: bool
+    ends: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    test: Callable[[Any], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    value: bool
+
+
+Node = Match | Null | Exists | FieldRef | Keyword | And | Or | Not | Const
+
+
+def rule_tree(rule: SigmaRule) -> Node:
+    """The rule's conditions (OR-ed when there are several) as a simplified tree."""
+    roots = []
+    for condition in rule.detection.parsed_condition:
+        parsed = condition.parsed
+        if parsed is None:
+            raise CompileError("the condition selects nothing")
+        roots.append(_node(parsed))
+    return simplify(roots[0] if len(roots) == 1 else Or(tuple(roots)))
+
+
+def _node(cond: Any) -> Node:
+    if isinstance(cond, ConditionAND):
+        return And(tuple(_node(arg) for arg in cond.args))
+    if isinstance(cond, ConditionOR):
+        return Or(tuple(_node(arg) for arg in cond.args))
+    if isinstance(cond, ConditionNOT):
+        return Not(_node(cond.args[0]))
+    if isinstance(cond, ConditionFieldEqualsValueExpression):
+        return _field_node(cond.field, cond.value)
+    if isinstance(cond, ConditionValueExpression):
+        return _keyword_node(cond.value)
+    raise CompileError(f"unsupported condition element {type(cond).__name__}")
+
+
+def _field_node(field: str, value: Any) -> Node:
+    if isinstance(value, SigmaExpansion):
+        return Or(tuple(_field_node(field, item) for item in value.values))
+    if isinstance(value, SigmaNull):
+        return Null(field)
+    if isinstance(value, SigmaExists):
+        return Exists(field) if value.exists else Not(Exists(field))
+    if isinstance(value, SigmaFieldReference):
+        return FieldRef(field, value.field, value.starts_with, value.ends_with)
+    return Match(field, _value_test(value))
+
+
+def _value_test(value: Any) -> Callable[[Any], bool]:
+    if isinstance(value, SigmaString):  # SigmaCasedString included
+        return text_test(_parts(value), cased=isinstance(value, SigmaCasedString))
+    if isinstance(value, SigmaTimestampPart):
+        return TimestampPartTest(value.timestamp_part.name, value.number)
+    if isinstance(value, SigmaBool):
+        return _exact("true" if value.boolean else "false")
+    if isinstance(value, SigmaNumber):
+        return _exact(text(value.number) or "")
+    if isinstance(value, SigmaRegularExpression):
+        return _regex(value)
+    if isinstance(value, SigmaCIDRExpression):
+        return CidrTest([str(value.network)])
+    if isinstance(value, SigmaCompareExpression):
+        return CompareTest(value.op.name, value.number.number)
+    raise CompileError(f"unsupported value type {type(value).__name__} ({value})")
+
+
+def _exact(value: str) -> TextTest:
+    test = TextTest()
+    test.exact = frozenset([value.lower()])
+    return test
+
+
+def _regex(value: SigmaRegularExpression) -> RegexTest:
+    if any(isinstance(part, Placeholder) for part in value.regexp.s):
+        raise CompileError(f"unresolved placeholder in regular expression {value.regexp}")
+    flags = "".join(sorted(value.sigma_to_re_flag[flag] for flag in value.flags))
+    pattern = str(value.regexp)
+    try:
+        return RegexTest(f"(?{flags}){pattern}" if flags else pattern)
+    except PatternError as error:
+        raise CompileError(str(error)) from None
+
+
+def _parts(value: SigmaString) -> list[Any]:
+    parts: list[Any] = []
+    for part in value.s:
+        if isinstance(part, str):
+            parts.append(part)
+        elif part is SpecialChars.WILDCARD_MULTI:
+            parts.append(STAR)
+        elif part is SpecialChars.WILDCARD_SINGLE:
+            parts.append(QUESTION)
+        elif isinstance(part, Placeholder):
+            raise CompileError(f"unresolved placeholder %{part.name}% (no value list defines it)")
+        else:
+            raise CompileError(f"unsupported string part {part!r}")
+    return parts
+
+
+def _keyword_node(value: Any) -> Node:
+    if isinstance(value, SigmaExpansion):
+        return Or(tuple(_keyword_node(item) for item in value.values))
+    if isinstance(value, SigmaString):
+        parts = _parts(value)
+        if not parts or parts[0] is not STAR:
+            parts.insert(0, STAR)
+        if parts[-1] is not STAR:
+            parts.append(STAR)
+        return Keyword(text_test(parts, cased=isinstance(value, SigmaCasedString)))
+    if isinstance(value, SigmaNumber):
+        return Keyword(text_test([STAR, text(value.number), STAR], cased=False))
+    if isinstance(value, SigmaRegularExpression):
+        return Keyword(_regex(value))
+    raise CompileError(f"unsupported keyword value {type(value).__name__} ({value})")
+
+
+# --- simplification ---------------------------------------------------------------------------
+
+
+def simplify(node: Node) -> Node:
+    if isinstance(node, Not):
+        child = simplify(node.child)
+        if isinstance(child, Const):
+            return Const(not child.value)
+        if isinstance(child, Not):
+            return child.child
+        return Not(child)
+    if isinstance(node, And | Or):
+        kind = type(node)
+        children: list[Node] = []
+        for child in (simplify(c) for c in node.children):
+            if isinstance(child, kind):
+                children.extend(child.children)
+            elif isinstance(child, Const):
+                if child.value is (kind is Or):  # True in an OR, False in an AND
+                    return child
+            else:
+                children.append(child)
+        children = _merge_or(children) if kind is Or else _merge_and(children)
+        if not children:
+            return Const(kind is And)
+        if len(children) == 1:
+            return children[0]
+        return kind(tuple(sorted(children, key=_cost)))
+    return node
+
+
+def _merge_or(children: list[Node]) -> list[Node]:
+    """OR-ed text tests on the same field become one test (one lookup, one lower())."""
+    merged: dict[tuple[str, bool], int] = {}
+    out: list[Node] = []
+    for child in children:
+        if isinstance(child, Match) and isinstance(child.test, TextTest):
+            key = (child.field, child.test.cased)
+            if key in merged:
+                index = merged[key]
+                previous = out[index]
+                assert isinstance(previous, Match) and isinstance(previous.test, TextTest)
+                out[index] = Match(child.field, previous.test.merge(child.test))
+                continue
+            merged[key] = len(out)
+        out.append(child)
+    return out
+
+
+def _merge_and(children: list[Node]) -> list[Node]:
+    """AND-ed substrings of one field (``|contains|all``) become one scan of one string."""
+    groups: dict[tuple[str, bool], list[str]] = {}
+    order: list[Node | tuple[str, bool]] = []
+    for child in children:
+        test = child.test if isinstance(child, Match) else None
+        if (
+            isinstance(child, Match)
+            and isinstance(test, TextTest)
+            and len(test.needles) == 1
+            and not (test.exact or test.prefixes or test.suffixes or test.globs)
+        ):
+            key = (child.field, test.cased)
+            if key not in groups:
+                groups[key] = []
+                order.append(key)
+            groups[key].append(test.needles[0])
+        else:
+            order.append(child)
+    out: list[Node] = []
+    for item in order:
+        if not isinstance(item, tuple):
+            out.append(item)
+            continue
+        field, cased = item
+        needles = tuple(dict.fromkeys(groups[item]))
+        if len(needles) == 1:
+            single = TextTest(cased)
+            single.needles = needles
+            out.append(Match(field, single))
+        else:
+            out.append(Match(field, AllNeedles(needles, cased)))
+    return out
+
+
+def _cost(node: Node) -> int:
+    """Cheap tests first, so an AND fails early."""
+    if isinstance(node, Match):
+        if isinstance(node.test, TextTest):
+            return 1 if node.test.keys is not None else 3
+        return 6 if isinstance(node.test, RegexTest) else 4
+    if isinstance(node, Null | Exists):
+        return 0
+    if isinstance(node, Not):
+        return _cost(node.child) + 1
+    if isinstance(node, And | Or):
+        return 2 + sum(_cost(child) for child in node.children)
+    return 8
+
+
+def fold(node: Node, known: Mapping[str, str]) -> Node:
+    """Replace tests on fields whose (case-folded) value is known by their result."""
+    return simplify(_fold(node, known))
+
+
+def _fold(node: Node, known: Mapping[str, str]) -> Node:
+    if isinstance(node, Match) and node.field in known:
+        test = node.test
+        if isinstance(test, TextTest) and not test.cased:
+            return Const(test(known[node.field]))
+        return node
+    if isinstance(node, Null | Exists) and node.field in known:
+        return Const(isinstance(node, Exists))
+    if isinstance(node, And):
+        return And(tuple(_fold(child, known) for child in node.children))
+    if isinstance(node, Or):
+        return Or(tuple(_fold(child, known) for child in node.children))
+    if isinstance(node, Not):
+        return Not(_fold(node.child, known))
+    return node
+
+
+def bound(
+    node: Node, field: str, keys: Callable[[Any], frozenset[str] | None] | None = None
+) -> frozenset[str] | None:
+    """Keys ``field`` must yield (one of) for ``node`` to match; None if unbounded.
+
+    ``keys`` reads a test's keys (default: its exact normalised values; ``basenames`` for the
+    last path segment).
+    """
+    if isinstance(node, Match):
+        if node.field == field and isinstance(node.test, TextTest):
+            return node.test.keys if keys is None else keys(node.test)
+        return None
+    if isinstance(node, And):
+        best: frozenset[str] | None = None
+        for child in node.children:
+            found = bound(child, field, keys)
+            if found is not None and (best is None or len(found) < len(best)):
+                best = found
+        return best
+    if isinstance(node, Or):
+        union: set[str] = set()
+        for child in node.children:
+            found = bound(child, field, keys)
+            if found is None:
+                return None
+            union |= found
+        return frozenset(union)
+    return None
+
+
+def basenames(test: TextTest) -> frozenset[str] | None:
+    """Last path segments a value must end in: exact paths and suffixes starting with '/'."""
+    if test.prefixes or test.needles or test.globs or not (test.exact or test.suffixes):
+        return None
+    if any("/" not in suffix for suffix in test.suffixes):
+        return None
+    values = [*test.exact, *test.suffixes]
+    return frozenset(value.rpartition("/")[2].lower() for value in values)
+
+
+def fields(node: Node) -> set[str]:
+    """Every field the tree reads."""
+    if isinstance(node, Match | Null | Exists):
+        return {node.field}
+    if isinstance(node, FieldRef):
+        return {node.field, node.other}
+    if isinstance(node, Keyword):
+        return set(KEYWORD_FIELDS)
+    if isinstance(node, And | Or):
+        return set().union(*(fields(child) for child in node.children))
+    if isinstance(node, Not):
+        return fields(node.child)
+    return set()
+
+
+# --- closures ---------------------------------------------------------------------------------
+
+
+def emit(node: Node) -> Predicate:
+    """The tree as one predicate over a flat event."""
+    if isinstance(node, Match):
+        return _emit_match(node)
+    if isinstance(node, Null):
+        get = _get(node.field)
+        return lambda event: get(event) is None
+    if isinstance(node, Exists):
+        get = _get(node.field)
+        return lambda event: get(event) is not None
+    if isinstance(node, FieldRef):
+        return _emit_fieldref(node)
+    if isinstance(node, Keyword):
+        return _emit_keyword(node.test)
+    if isinstance(node, Not):
+        inner = emit(node.child)
+        return lambda event: not inner(event)
+    if isinstance(node, And):
+        return _emit_all([emit(child) for child in node.children])
+    if isinstance(node, Or):
+        return _emit_any([emit(child) for child in node.children])
+    value = node.value
+    return lambda event: value
+
+
+def _get(field: str) -> Callable[[Event], Any]:
+    special = getter(field)
+    if special is not None:
+        return special
+    return lambda event: event.get(field)
+
+
+def _emit_match(node: Match) -> Predicate:
+    field, test = node.field, node.test
+    if isinstance(test, AllNeedles):
+        return _emit_all_needles(_get(field), test)
+    special = getter(field)
+    if special is not None:
+
+        def special_leaf(event: Event) -> bool:
+            value = special(event)
+            return value is not None and any_value(value, test)
+
+        return special_leaf
+    keys = test.keys if isinstance(test, TextTest) else None
+    if keys is not None and len(keys) == 1:
+        (key,) = keys
+
+        def one_key(event: Event) -> bool:
+            value = event.get(field)
+            if type(value) is str:
+                return value.lower() == key
+            return value is not None and any_value(value, test)
+
+        return one_key
+    if keys is not None:
+
+        def key_set(event: Event) -> bool:
+            value = event.get(field)
+            if type(value) is str:
+                return value.lower() in keys
+            return value is not None and any_value(value, test)
+
+        return key_set
+
+    def leaf(event: Event) -> bool:
+        value = event.get(field)
+        if value is None:
+            return False
+        if type(value) is list:
+            return any_value(value, test)
+        return test(value)
+
+    return leaf
+
+
+def _emit_all_needles(get: Callable[[Event], Any], test: AllNeedles) -> Predicate:
+    """One lower() and a scan for a string; for a list, each needle in any element."""
+    singles = [AllNeedles((needle,), test.cased) for needle in test.needles]
+
+    def all_needles(event: Event) -> bool:
+        value = get(event)
+        if type(value) is str:
+            return test(value)
+        if value is None:
+            return False
+        return all(any_value(value, single) for single in singles)
+
+    return all_needles
+
+
+def _emit_keyword(test: Callable[[Any], bool]) -> Predicate:
+    def keyword(event: Event) -> bool:
+        for name in KEYWORD_FIELDS:
+            value = event.get(name)
+            if value is not None and any_value(value, test):
+                return True
+        return False
+
+    return keyword
+
+
+def _emit_fieldref(node: FieldRef) -> Predicate:
+    left, right = _get(node.field), _get(node.other)
+    starts, ends = node.starts, node.ends
+
+    def compare(a: str, b: str) -> bool:
+        if starts and ends:
+            return b in a
+        if starts:
+            return a.startswith(b)
+        if ends:
+            return a.endswith(b)
+        return a == b
+
+    def fieldref(event: Event) -> bool:
+        a, b = left(event), right(event)
+        if a is None or b is None:
+            return False
+        a_texts = [t for t in map(norm, _scalars(a)) if t is not None]
+        b_texts = [t for t in map(norm, _scalars(b)) if t is not None]
+        return any(compare(x, y) for x in a_texts for y in b_texts)
+
+    return fieldref
+
+
+def _scalars(value: Any) -> Iterable[Any]:
+    if type(value) is list:
+        for item in value:
+            yield from _scalars(item)
+    elif value is not None:
+        yield value
+
+
+def _emit_all(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 2:
+        a, b = parts
+        return lambda event: a(event) and b(event)
+    if len(parts) == 3:
+        a, b, c = parts
+        return lambda event: a(event) and b(event) and c(event)
+
+    def every(event: Event) -> bool:
+        for part in parts:  # noqa: SIM110 - a plain loop is cheaper than all() on a generator
+            if not part(event):
+                return False
+        return True
+
+    return every
+
+
+def _emit_any(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 2:
+        a, b = parts
+        return lambda event: a(event) or b(event)
+    if len(parts) == 3:
+        a, b, c = parts
+        return lambda event: a(event) or b(event) or c(event)
+
+    def some(event: Event) -> bool:
+        for part in parts:  # noqa: SIM110 - as in every()
+            if part(event):
+                return True
+        return False
+
+    return some
