@@ -14,6 +14,7 @@ from keelwatch import __version__
 from keelwatch.auth import ROLES, TokenStore
 from keelwatch.cli_alerts import alerts_command
 from keelwatch.cli_common import console, data_option, errors, fail, server_options
+from keelwatch.cli_rules import hunt_command, rules_group
 from keelwatch.errors import KeelwatchError
 from keelwatch.model.fields import dumps
 from keelwatch.parsers.registry import AUTO, get_parser, parsers
@@ -45,6 +46,13 @@ PORT = click.IntRange(0, 65535)
     "--insecure-no-auth", is_flag=True, help="Serve without tokens (only on a trusted host)."
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--rules",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    envvar="KEELWATCH_RULES",
+    help="Sigma rule file or folder to run on every event (repeatable), e.g. content/rules.",
+)
 @click.option("--forward-port", type=PORT, help="Fluent forward over TCP (usually 24224).")
 @click.option(
     "--forward-shared-key",
@@ -66,6 +74,7 @@ PORT = click.IntRange(0, 65535)
 )
 def serve(
     data: Path,
+    rules: tuple[Path, ...],
     host: str,
     port: int,
     retention_days: int | None,
@@ -100,6 +109,7 @@ def serve(
             auth_required=not insecure_no_auth,
             log_level=log_level,
             listeners=ListenerSettings(host=host, tls=tls, **listeners),
+            rules=rules,
         )
     except KeelwatchError as error:
         fail(error)
@@ -370,3 +380,5 @@ def tokens_ensure_admin(data: Path) -> None:
 
 
 main.add_command(alerts_command)
+main.add_command(rules_group)
+main.add_command(hunt_command)

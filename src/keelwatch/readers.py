@@ -14,8 +14,12 @@ from typing import Any, Protocol
 
 import orjson
 
+from keelwatch.alerting.hunt import hunt
+from keelwatch.alerting.sigma_source import match_sources
 from keelwatch.client import ServerClient
+from keelwatch.detect import load_texts
 from keelwatch.errors import QueryError, StoreLocked
+from keelwatch.model.fields import dumps
 from keelwatch.model.severity import NAMES, severity_from_name
 from keelwatch.query.timerange import time_range
 from keelwatch.store.base import Table
@@ -38,6 +42,10 @@ class Reader(Protocol):
     def dead_letters(self, since: str | None, limit: int) -> list[dict[str, Any]]: ...
 
     def alerts(self, query: AlertQuery) -> dict[str, Any]: ...
+
+    def hunt(
+        self, rules: list[tuple[str, str]], since: str | None, until: str | None
+    ) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -92,6 +100,17 @@ class LocalReader:
         )
         return {"total": total, "alerts": rows}
 
+    def hunt(
+        self, rules: list[tuple[str, str]], since: str | None, until: str | None
+    ) -> dict[str, Any]:
+        ruleset, problems = load_texts(rules)
+        alerts = hunt(self.store, match_sources(ruleset), time_range(since, until))
+        return {
+            "rules": len(ruleset),
+            "errors": [str(problem) for problem in problems],
+            "alerts": [orjson.loads(dumps(alert.as_json())) for alert in alerts],
+        }
+
     def close(self) -> None:
         self.store.close()
 
@@ -138,6 +157,15 @@ class RemoteReader:
             rule=query.rule,
             severity=query.severity,
             limit=query.limit,
+        )
+        return result
+
+    def hunt(
+        self, rules: list[tuple[str, str]], since: str | None, until: str | None
+    ) -> dict[str, Any]:
+        body = {"rules": [{"name": n, "text": t} for n, t in rules], "since": since, "until": until}
+        result: dict[str, Any] = self.client.post(
+            "/api/v1/hunt", orjson.dumps(body), {"Content-Type": "application/json"}
         )
         return result
 

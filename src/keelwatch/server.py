@@ -7,8 +7,11 @@ from pathlib import Path
 
 import uvicorn
 
+from keelwatch.alerting.raiser import MatchSource
+from keelwatch.alerting.sigma_source import match_sources
 from keelwatch.api.app import ServerSettings, create_app
 from keelwatch.auth import TokenStore
+from keelwatch.detect import load_rules
 from keelwatch.errors import ConfigError
 from keelwatch.ingest.service import IngestLimits
 from keelwatch.readers import record_server
@@ -16,6 +19,22 @@ from keelwatch.sources.base import ListenerSettings
 from keelwatch.store.duckdb_store import DuckDBStore
 
 log = logging.getLogger("keelwatch")
+
+
+def load_rule_sources(paths: tuple[Path, ...]) -> list[MatchSource]:
+    """Compile the rules under ``paths``; a rule that cannot load is logged and skipped."""
+    if not paths:
+        return []
+    ruleset, problems = load_rules(paths)
+    for problem in problems:
+        if not problem.unsupported:
+            log.warning("rule not loaded: %s", problem)
+    skipped = sum(1 for problem in problems if problem.unsupported)
+    log.warning(
+        "detection: %d rules loaded from %s (%d for log sources Keelwatch does not read)",
+        len(ruleset), ", ".join(map(str, paths)), skipped,
+    )  # fmt: skip
+    return list(match_sources(ruleset))
 
 
 def run_server(
@@ -29,6 +48,7 @@ def run_server(
     auth_required: bool,
     log_level: str = "info",
     listeners: ListenerSettings | None = None,
+    rules: tuple[Path, ...] = (),
 ) -> None:
     tokens = TokenStore(data)
     if auth_required and not tokens.records():
@@ -37,6 +57,7 @@ def run_server(
             f"`keelwatch tokens create --role admin --data {data}` "
             "(or pass --insecure-no-auth on a trusted machine)"
         )
+    sources = load_rule_sources(rules)
     store = DuckDBStore(data)
     settings = ServerSettings(
         limits=IngestLimits(
@@ -46,6 +67,7 @@ def run_server(
         retention_days=retention_days,
         auth_required=auth_required,
         listeners=listeners or ListenerSettings(host=host),
+        match_sources=tuple(sources),
     )
     app = create_app(store, tokens, settings)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")

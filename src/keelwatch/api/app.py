@@ -17,9 +17,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keelwatch.alerting.dedup import Deduplicator
+from keelwatch.alerting.hunt import hunt
 from keelwatch.alerting.raiser import AlertRaiser, MatchSource
 from keelwatch.alerting.runtime import runtime_alerts
+from keelwatch.alerting.sigma_source import match_sources
 from keelwatch.auth import Permission, TokenStore
+from keelwatch.detect import load_texts
 from keelwatch.errors import (
     AuthError,
     ConfigError,
@@ -209,6 +212,28 @@ class Api:
         )  # fmt: skip
         return KeelwatchJSON({"total": total, "alerts": rows})
 
+    async def hunt(self, request: Request) -> Response:
+        """Run the posted rules over stored events: {"rules": [{"name", "text"}], since, until}."""
+        body = await self._read_body(request)
+        try:
+            posted = orjson.loads(body)
+            texts = [(str(r["name"]), str(r["text"])) for r in posted["rules"]]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise QueryError('send {"rules": [{"name": "...", "text": "<Sigma YAML>"}]}') from None
+        window = time_range(posted.get("since"), posted.get("until"))
+        ruleset, problems = await asyncio.to_thread(load_texts, texts)
+        alerts = await asyncio.to_thread(
+            hunt, self.store, match_sources(ruleset), window,
+            alert_window_seconds=self.settings.alert_window_seconds,
+        )  # fmt: skip
+        return KeelwatchJSON(
+            {
+                "rules": len(ruleset),
+                "errors": [str(problem) for problem in problems],
+                "alerts": [alert.as_json() for alert in alerts],
+            }
+        )
+
     async def sources(self, request: Request) -> Response:
         return KeelwatchJSON(
             {
@@ -267,6 +292,7 @@ def create_app(store: Store, tokens: TokenStore, settings: ServerSettings) -> St
         Route("/api/v1/sql", api.guard("read", api.sql), methods=["POST"]),
         Route("/api/v1/dead-letters", api.guard("read", api.dead_letters), methods=["GET"]),
         Route("/api/v1/alerts", api.guard("read", api.alerts), methods=["GET"]),
+        Route("/api/v1/hunt", api.guard("read", api.hunt), methods=["POST"]),
         Route("/api/v1/sources", api.guard("read", api.sources), methods=["GET"]),
     ]
     # Protocol routes last: Elasticsearch's handshake answers catch-all paths such as /{index}.

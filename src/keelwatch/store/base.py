@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from keelwatch.model.alert import Alert
+from keelwatch.model.fields import Fields
 from keelwatch.parsers.base import Batch
 
 Table = Literal["events", "findings", "alerts", "dead_letters"]
@@ -41,6 +43,10 @@ class Store(Protocol):
     def search(
         self, query: str, window: TimeRange, *, limit: int = 100, table: Table = "events"
     ) -> SearchResult: ...
+
+    def scan(self, window: TimeRange, *, batch_size: int = 10_000) -> Iterator[list[Fields]]:
+        """Every stored event in ``window``, oldest first, in batches."""
+        ...
 
     def count_by(
         self, query: str, field: str, window: TimeRange, *, limit: int = 10, table: Table = "events"

@@ -9,6 +9,7 @@ and the configuration locked, so user SQL cannot read or write files on the serv
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,28 @@ class DuckDBStore:
         cursor = self._con.cursor()
         try:
             return cursor.execute(sql, params).fetchall()
+        except duckdb.Error as error:
+            raise QueryError(str(error).splitlines()[0]) from None
+        finally:
+            cursor.close()
+
+    def scan(self, window: TimeRange, *, batch_size: int = 10_000) -> Iterator[list[Fields]]:
+        """Every stored event in ``window``, oldest first, in batches (for retro-hunting)."""
+        condition = self._where("events", "", window)
+        cursor = self._con.cursor()
+        try:
+            cursor.execute(
+                f"SELECT doc, original FROM events WHERE {condition.sql} ORDER BY ts",
+                condition.params,
+            )
+            while rows := cursor.fetchmany(batch_size):
+                batch = []
+                for doc, original in rows:
+                    event: Fields = orjson.loads(doc)
+                    if original is not None:
+                        event["event.original"] = original
+                    batch.append(event)
+                yield batch
         except duckdb.Error as error:
             raise QueryError(str(error).splitlines()[0]) from None
         finally:

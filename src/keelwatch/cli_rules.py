@@ -1,0 +1,88 @@
+"""`keelwatch rules validate|test` (detection as code) and `keelwatch hunt` (retro-hunting)."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from keelwatch.cli_alerts import alert_table
+from keelwatch.cli_common import console, data_option, errors, fail, server_options
+from keelwatch.errors import KeelwatchError
+from keelwatch.model.fields import dumps
+
+RULE_PATHS = click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Check Sigma rules before they run: load them, and run their test events."""
+
+
+@rules_group.command("validate")
+@RULE_PATHS
+@click.option("--strict", is_flag=True, help="Also fail on rules for unsupported log sources.")
+def validate_command(paths: tuple[Path, ...], strict: bool) -> None:
+    """Load every rule under PATHS; report each one that cannot load with file:line and why."""
+    from keelwatch.detect import load_rules
+
+    ruleset, problems = load_rules(paths)
+    broken = [p for p in problems if strict or not p.unsupported]
+    for problem in problems:
+        style = "red" if problem in broken else "yellow"
+        errors.print(f"[{style}]{'error' if problem in broken else 'skipped'}:[/] {problem}")
+    by_source = Counter(rule.logsource or "any" for rule in ruleset)
+    for source, count in sorted(by_source.items()):
+        console.print(f"  {count:5d}  {source}")
+    console.print(
+        f"{len(ruleset)} rules loaded, {len(ruleset.correlations)} correlations, "
+        f"{len(broken)} errors, {len(problems) - len(broken)} skipped"
+    )
+    sys.exit(1 if broken else 0)
+
+
+@click.command("hunt")
+@RULE_PATHS
+@click.option("--since", default="30d", show_default=True, help="How far back (15m, 2h, 30d).")
+@click.option("--until", help="End: a duration back from now or a timestamp.")
+@click.option("--json", "as_json", is_flag=True, help="Print NDJSON alerts.")
+@data_option
+@server_options
+def hunt_command(
+    paths: tuple[Path, ...],
+    since: str,
+    until: str | None,
+    as_json: bool,
+    data: Path,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Run rules over stored events, with the same semantics as the live stream.
+
+    The alerts found are printed, not stored: hunting is a question, not a change.
+    """
+    from keelwatch.detect.loader import rule_files
+    from keelwatch.readers import open_reader
+
+    texts = [(str(path), path.read_text(encoding="utf-8")) for path in rule_files(paths)]
+    try:
+        reader = open_reader(data, server, token)
+        try:
+            with console.status(f"hunting with {len(texts)} rule files…"):
+                result = reader.hunt(texts, since, until)
+        finally:
+            reader.close()
+    except KeelwatchError as error:
+        fail(error)
+    for problem in result["errors"]:
+        errors.print(f"[yellow]rule not loaded:[/] {problem}")
+    if as_json:
+        for alert in result["alerts"]:
+            sys.stdout.buffer.write(dumps(alert) + b"\n")
+        return
+    console.print(alert_table(result["alerts"]))
+    console.print(f"{len(result['alerts'])} alerts from {result['rules']} rules")
