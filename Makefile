@@ -21,7 +21,7 @@ venv: $(BIN)/keelwatch  ## create .venv and install Keelwatch with its test tool
 
 run: venv  ## start a server on embedded storage in $(DATA), with a first admin token
 	@$(BIN)/keelwatch tokens ensure-admin --data $(DATA)
-	$(BIN)/keelwatch serve --data $(DATA) --host $(HOST) --port $(PORT)
+	$(BIN)/keelwatch serve --data $(DATA) --host $(HOST) --port $(PORT) --rules content/rules
 
 test-deps:  ## fetch the real servers the integration tests run (syslog daemons, fluentd…)
 	@for script in scripts/test-deps/*.sh; do bash "$$script" || exit 1; done
