@@ -27,7 +27,7 @@ from keelwatch.parsers.registry import parsers, recognise
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_UNIX_NANO = 253_402_300_799 * 10**9  # 9999-12-31T23:59:59Z
-TRANSPORTS = frozenset(("otel-log", "loki"))
+TRANSPORTS = frozenset(("otel-log", "loki", "splunk-hec"))
 # Claims any object with a "message" and a stream; the transport's own record says more.
 GENERIC = frozenset(("container",))
 

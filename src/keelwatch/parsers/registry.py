@@ -27,6 +27,7 @@ _MODULES = (
     "k8s_event",
     "otel_log",
     "loki",
+    "splunk_hec",
     "container",
 )
 

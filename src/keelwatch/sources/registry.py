@@ -9,7 +9,7 @@ from starlette.routing import BaseRoute
 from keelwatch.sources.base import Intake, Listener
 
 # Modules that define ``routes(intake) -> list[BaseRoute]`` (served on the HTTP port).
-HTTP_MODULES: tuple[str, ...] = ("otlp_http", "loki_push", "elasticsearch_bulk")
+HTTP_MODULES: tuple[str, ...] = ("otlp_http", "loki_push", "splunk_hec", "elasticsearch_bulk")
 # Modules that define ``listeners(intake) -> list[Listener]`` (only the ones configured).
 LISTENER_MODULES: tuple[str, ...] = ("lumberjack", "fluent_forward", "syslog")
 
