@@ -32,7 +32,7 @@ from keelwatch.detect.rules import (
     rule_id,
 )
 from keelwatch.detect.sigma_pipeline import (
-    keelwatch_pipeline,
+    correlation_field,
     log_source_for,
     pipeline_for,
     supported_names,
@@ -170,11 +170,21 @@ def _load(
                 continue
             rules[rule.id] = rule
     correlations: dict[str, Correlation] = {}
-    for sigma in merged.rules:
-        if isinstance(sigma, SigmaCorrelationRule):
+    pending = [sigma for sigma in merged.rules if isinstance(sigma, SigmaCorrelationRule)]
+    while pending:  # correlations may refer to correlations: resolve in dependency order
+        waiting = []
+        for sigma in pending:
+            if not _references_ready(sigma, merged, rules, correlations, pending):
+                waiting.append(sigma)
+                continue
             correlation = _compile_correlation(sigma, merged, rules, correlations, loader)
             if correlation is not None:
                 correlations[correlation.id] = correlation
+        if len(waiting) == len(pending):  # a cycle, or references that never load
+            for sigma in waiting:
+                _compile_correlation(sigma, merged, rules, correlations, loader)
+            break
+        pending = waiting
     # A correlation with generate: false silences its rules' own alerts (Sigma's semantics).
     final = [_with_output(rule) for rule in rules.values()]
     return RuleSet(final, list(correlations.values())), loader.errors
@@ -212,6 +222,25 @@ def _compile_rule(sigma: SigmaRule, loader: _Loader) -> Rule | None:
     )
 
 
+def _references_ready(
+    sigma: SigmaCorrelationRule,
+    merged: SigmaCollection,
+    rules: dict[str, Rule],
+    correlations: dict[str, Correlation],
+    pending: list[SigmaCorrelationRule],
+) -> bool:
+    """False while a referenced correlation rule is still waiting to be compiled."""
+    waiting = {rule_id(item) for item in pending if item is not sigma} - set(correlations)
+    for reference in sigma.rules or ():
+        try:
+            target = rule_id(merged[reference.reference])
+        except (SigmaError, KeyError, ValueError):
+            return True  # reported by _compile_correlation
+        if target in waiting:
+            return False
+    return True
+
+
 def _compile_correlation(
     sigma: SigmaCorrelationRule,
     merged: SigmaCollection,
@@ -221,7 +250,6 @@ def _compile_correlation(
 ) -> Correlation | None:
     try:
         sigma.resolve_rule_references(merged)
-        keelwatch_pipeline().apply(sigma)
     except (SigmaError, ValueError) as error:
         loader.fail_rule(sigma, _one_line(error))
         return None
@@ -245,6 +273,20 @@ def _compile_correlation(
         alias.alias: {rule_id(ref.rule): field for ref, field in alias.mapping.items()}
         for alias in sigma.aliases.aliases.values()
     }
+    names = list(sigma.group_by or ())
+    if isinstance(wanted.get("field"), str):
+        names.append(str(wanted["field"]))
+    by_rule: dict[str, dict[str, str]] = {}
+    for member in referenced:
+        source = member.logsource if isinstance(member, Rule) else ""
+        try:  # a nested correlation's events keep the names as written
+            by_rule[member.id] = {
+                name: correlation_field(source, aliases.get(name, {}).get(member.id, name))
+                for name in names
+            }
+        except SigmaError as error:
+            loader.fail_rule(sigma, f"group-by field for rule {member.id}: {_one_line(error)}")
+            return None
     path = _path(sigma)
     return Correlation(
         **info_kwargs(sigma, path, _line_of(loader.texts.get(path, ""), sigma, "")),
@@ -254,6 +296,7 @@ def _compile_correlation(
         timespan_seconds=sigma.timespan.seconds,
         condition=wanted,
         aliases=aliases,
+        fields=by_rule,
         generate=sigma.generate,
         sigma=sigma,
     )

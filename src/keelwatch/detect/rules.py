@@ -86,8 +86,9 @@ class Rule(RuleInfo):
 class Correlation(RuleInfo):
     """A Sigma correlation rule with its referenced rules resolved (the correlation seam).
 
-    ``rules`` are the compiled rules (or correlations) it counts; ``group_by`` and
-    ``aliases`` use Keelwatch field names (the pipeline mapped them).
+    ``rules`` are the compiled rules (or correlations) it counts. ``group_by`` and the
+    condition's ``field`` are names as written; ``fields[rule id][name]`` is the Keelwatch field
+    to read that name from in the events of that rule (aliases and Sigma names resolved).
     """
 
     type: str = "event_count"
@@ -95,11 +96,15 @@ class Correlation(RuleInfo):
     group_by: tuple[str, ...] = ()
     timespan_seconds: int = 0
     condition: Mapping[str, Any] = field(default_factory=dict)  # {"gte": 10, "field": ...}
-    aliases: Mapping[str, Mapping[str, str]] = field(
-        default_factory=dict
-    )  # alias → rule id → field
+    # alias → rule id → the name in that rule; rule id → group-by name → Keelwatch field
+    aliases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     generate: bool = False
     sigma: SigmaCorrelationRule | None = field(default=None, repr=False)
+
+    def field_for(self, rule_id: str, name: str) -> str:
+        """The event field holding group-by (or condition) field ``name`` for rule ``rule_id``."""
+        return self.fields.get(rule_id, {}).get(name, name)
 
 
 def info_kwargs(rule: SigmaRuleBase, path: str | None, line: int | None) -> dict[str, Any]:

@@ -228,6 +228,56 @@ def log_source_for(logsource: SigmaLogSource) -> LogSource | None:
     return None
 
 
+# Keelwatch's shared field names (docs/schema.md) and native namespaces: a correlation's
+# group-by name that is one of them is read as it is, whatever the rule's log source.
+SHARED_FIELDS = frozenset(
+    {
+        "@timestamp", "message", "event.id", "event.dataset", "event.kind", "event.action",
+        "event.outcome", "event.severity", "event.category", "event.type", "event.reason",
+        "orchestrator.cluster.name", "orchestrator.namespace", "orchestrator.resource.type",
+        "orchestrator.resource.name", "orchestrator.resource.subresource",
+        "orchestrator.api_version", "kubernetes.namespace", "kubernetes.pod.name",
+        "kubernetes.pod.uid", "kubernetes.node.name", "container.id", "container.name",
+        "container.image.name", "user.name", "user.id", "user.group.name",
+        "user.effective.name", "source.ip", "source.port", "source.domain", "destination.ip",
+        "destination.port", "destination.domain", "network.transport", "network.protocol",
+        "network.direction", "network.type", "process.pid", "process.name",
+        "process.executable", "process.command_line", "process.args", "process.entity_id",
+        "process.working_directory", "process.parent.pid", "process.parent.name",
+        "process.parent.executable", "process.parent.command_line", "process.parent.entity_id",
+        "file.path", "host.name", "user_agent.original", "cloud.provider", "cloud.account.id",
+        "cloud.region", "cloud.project.id", "url.original", "http.request.method",
+        "http.response.status_code", "dns.question.name",
+    }
+)  # fmt: skip
+NATIVE_PREFIXES = (
+    "kubernetes.audit.", "kubernetes.labels.", "kubernetes.annotations.", "kubernetes.event.",
+    "falco.", "tetragon.", "hubble.", "aws.cloudtrail.", "gcp.audit.", "container_log.",
+)  # fmt: skip
+
+
+def correlation_field(source_name: str, field: str) -> str:
+    """A correlation's group-by (or alias) field for the events of a rule of ``source_name``.
+
+    A Keelwatch field name (shared or native) is read as it is, so one name
+    (``kubernetes.pod.name``) joins events of different log sources; any other name is the
+    rule's own Sigma name and is mapped like the rule's fields (``User`` → ``user.name``,
+    ``user.username`` → ``kubernetes.audit.user.username``).
+    """
+    if field in SHARED_FIELDS or field.startswith(NATIVE_PREFIXES):
+        return field
+    source = next((item for item in LOG_SOURCES if item.name == source_name), None)
+    if source is None:
+        return field
+    mapped = source.fields.get(field)
+    if isinstance(mapped, str):
+        return mapped
+    if mapped is not None:
+        raise SigmaTransformationError(f"{field!r} maps to several fields; use an alias")
+    found = source.default(field) if source.default is not None else None
+    return found if isinstance(found, str) else field
+
+
 def supported_names() -> list[str]:
     return [source.name for source in LOG_SOURCES] + ["keelwatch[/<event.dataset>]"]
 
