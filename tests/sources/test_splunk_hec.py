@@ -441,11 +441,14 @@ def test_ack_errors(server: RunningServer) -> None:
 
 def test_refusals_are_counted(server: RunningServer) -> None:
     post(server, EVENT, b"", headers={})
+    too_large = post(server, EVENT, b" " * (1024 * 1024 + 1))
+    assert (too_large.status_code, too_large.json()["code"]) == (413, 6)
     text = httpx.get(server.url + "/metrics", headers=server.headers("analyst"), timeout=30).text
     assert (
         'keelwatch_requests_rejected_total{protocol="splunk-hec",reason="token_is_required"}'
         in text
     )
+    assert 'protocol="splunk-hec",reason="payload_too_large"}' in text
     assert 'keelwatch_records_received_total{protocol="splunk-hec",source="splunk-hec"}' in text
 
 

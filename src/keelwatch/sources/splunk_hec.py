@@ -52,6 +52,7 @@ CHANNEL_HEADER = "x-splunk-request-channel"
 ENCODINGS = frozenset(("", "identity", "gzip", "x-gzip", "deflate"))
 MAX_ACK_BODY_BYTES = 1024 * 1024  # 10,000 ids fit in well under 100 KB
 COLLECTOR = "/services/collector"
+_HTTP_REASONS = {413: "payload_too_large", 415: "unsupported_encoding"}
 
 
 def routes(intake: Intake, *, acks_enabled: bool = True) -> list[BaseRoute]:
@@ -79,13 +80,15 @@ def reply(
 
 
 class _Refused(Exception):
-    """A request-level refusal: the HEC status, the metric reason and any extra text."""
+    """A request-level refusal: the HEC status, its own text if any, the metric reason."""
 
     def __init__(self, status: HecStatus, text: str | None = None, http_status: int = 0) -> None:
         super().__init__(text or status.text)
         self.status = status
         self.text = text
         self.http_status = http_status or status.http_status
+        # 413/415 share code 6 with bad JSON; the metric tells them apart.
+        self.reason = _HTTP_REASONS.get(self.http_status) or _reason(status)
 
     def response(self) -> Response:
         body = {"text": self.text or self.status.text, "code": self.status.code}
@@ -240,7 +243,7 @@ class SplunkHec:
         return ack_ids
 
     def _refuse(self, refused: _Refused) -> Response:
-        self.intake.reject(PROTOCOL, _reason(refused.status))
+        self.intake.reject(PROTOCOL, refused.reason)
         return refused.response()
 
 

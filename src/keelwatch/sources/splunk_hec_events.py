@@ -95,7 +95,7 @@ _WHITESPACE = frozenset(" \t\r\n\ufeff")
 
 
 def route_events(body: bytes, defaults: Defaults) -> Routed:
-    """Decode an ``/event`` body (already decompressed and non-blank) and pick a parser for each."""
+    """Decode an ``/event`` body (decompressed, non-blank) into one record per event."""
     routed = Routed()
     text, exact = _text_of(body)
     number = 0
