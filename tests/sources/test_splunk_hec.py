@@ -439,7 +439,8 @@ def test_ack_errors(server: RunningServer) -> None:
     assert (bad_channel.status_code, bad_channel.json()["code"]) == (400, 11)
 
 
-def test_refusals_are_counted(server: RunningServer) -> None:
+def test_receipts_and_refusals_are_counted(server: RunningServer) -> None:
+    assert post(server, EVENT, envelope("counted")).status_code == 200
     post(server, EVENT, b"", headers={})
     too_large = post(server, EVENT, b" " * (1024 * 1024 + 1))
     assert (too_large.status_code, too_large.json()["code"]) == (413, 6)
