@@ -149,12 +149,28 @@ def _record(raw: bytes, peer: str, transport: str, subject: str | None) -> Recor
     return record
 
 
+# The usual short names of distinguished-name attributes (RFC 4514), as ssl spells them out.
+_RDN_NAMES = {
+    "commonName": "CN",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "stateOrProvinceName": "ST",
+    "localityName": "L",
+    "domainComponent": "DC",
+}
+
+
 def _subject(ssl_object: Any) -> str | None:
     """``CN=…,O=…`` of the client's certificate, if it sent one."""
     certificate = ssl_object.getpeercert() if ssl_object is not None else None
     if not certificate:
         return None
-    parts = [f"{key}={value}" for rdn in certificate.get("subject", ()) for key, value in rdn]
+    parts = [
+        f"{_RDN_NAMES.get(key, key)}={value}"
+        for rdn in certificate.get("subject", ())
+        for key, value in rdn
+    ]
     return ",".join(parts) or None
 
 
@@ -242,8 +258,7 @@ class SyslogTCP:
                 if read in done:
                     data = read.result()
                     read = None
-                    frames = framer.feed(data) if data else framer.close()
-                    for frame in frames:
+                    for frame in framer.feed(data):
                         self._add(batch, frame, peer, subject)
                         if batch.full:
                             await submit_until_stored(self.intake, batch, self.NAME)
@@ -262,6 +277,8 @@ class SyslogTCP:
             for task in (read, stop):
                 if task is not None:
                     task.cancel()
+            for frame in framer.close():  # a last line without newline, or a truncated frame
+                self._add(batch, frame, peer, subject)
             if batch:  # what was read is stored before the connection is let go
                 await asyncio.shield(submit_until_stored(self.intake, batch, self.NAME))
 
@@ -289,10 +306,18 @@ class SyslogUDP:
 
     NAME = "syslog-udp"
 
-    def __init__(self, intake: Intake, host: str, port: int) -> None:
+    def __init__(
+        self,
+        intake: Intake,
+        host: str,
+        port: int,
+        *,
+        max_pending_messages: int = MAX_UDP_PENDING_MESSAGES,
+    ) -> None:
         self.intake = intake
         self.host = host
         self.port = port
+        self.max_pending_messages = max_pending_messages
         self._transport: asyncio.DatagramTransport | None = None
         self._pending = Batch()
         self._arrived = asyncio.Event()
@@ -330,7 +355,7 @@ class SyslogUDP:
 
     def received(self, data: bytes, addr: Any) -> None:
         pending = self._pending
-        if len(pending) >= MAX_UDP_PENDING_MESSAGES or pending.size_bytes >= MAX_UDP_PENDING_BYTES:
+        if len(pending) >= self.max_pending_messages or pending.size_bytes >= MAX_UDP_PENDING_BYTES:
             self.intake.reject(self.NAME, "overloaded")  # UDP cannot push back: count the drop
             return
         message = data.rstrip(b"\r\n\x00")

@@ -119,10 +119,16 @@ class Framer:
             if len(buffer) - at <= self.max_frame_bytes:
                 return False
             detail = f"a line longer than the {self.max_frame_bytes}-byte frame limit"
-            frames.append(Frame.bad(bytes(buffer[at:]), "frame-too-large", detail))
-            self._at = len(buffer)
-            self._skip_line = True
-            return False
+            frames.append(
+                Frame.bad(bytes(buffer[at : at + _KEPT_PREFIX_BYTES]), "frame-too-large", detail)
+            )
+            newline = buffer.find(b"\n", at)
+            if newline < 0:  # throw the rest away as it arrives
+                self._at = len(buffer)
+                self._skip_line = True
+                return False
+            self._at = newline + 1
+            return True
         line = bytes(buffer[at:end]).rstrip(b"\r")
         self._at = end + 1
         if line.strip():
