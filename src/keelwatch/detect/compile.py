@@ -261,17 +261,25 @@ def simplify(node: Node) -> Node:
 
 
 def _merge_or(children: list[Node]) -> list[Node]:
-    """OR-ed text tests on the same field become one test (one lookup, one lower())."""
-    merged: dict[tuple[str, bool], int] = {}
+    """OR-ed tests of one kind on one field become one test (one lookup, one lower())."""
+    merged: dict[tuple[str, str], int] = {}
     out: list[Node] = []
     for child in children:
-        if isinstance(child, Match) and isinstance(child.test, TextTest):
-            key = (child.field, child.test.cased)
+        test = child.test if isinstance(child, Match) else None
+        kind = (
+            f"text-{test.cased}"
+            if isinstance(test, TextTest)
+            else "cidr"
+            if isinstance(test, CidrTest)
+            else None
+        )
+        if isinstance(child, Match) and kind is not None:
+            key = (child.field, kind)
             if key in merged:
                 index = merged[key]
                 previous = out[index]
-                assert isinstance(previous, Match) and isinstance(previous.test, TextTest)
-                out[index] = Match(child.field, previous.test.merge(child.test))
+                assert isinstance(previous, Match)
+                out[index] = Match(child.field, previous.test.merge(child.test))  # type: ignore[attr-defined]
                 continue
             merged[key] = len(out)
         out.append(child)
@@ -390,6 +398,40 @@ def basenames(test: TextTest) -> frozenset[str] | None:
     return frozenset(value.rpartition("/")[2].lower() for value in values)
 
 
+def prefixes(test: TextTest) -> frozenset[str] | None:
+    """Beginnings a value must have: its exact values and prefixes (case-folded)."""
+    if test.cased or test.suffixes or test.needles or test.globs:
+        return None
+    found = frozenset([*test.exact, *test.prefixes])
+    return found if found and "" not in found else None
+
+
+def branches(node: Node, limit: int = 8) -> list[Node] | None:
+    """The node as an OR of alternatives, splitting the first OR inside a top-level AND."""
+    if isinstance(node, Or):
+        return list(node.children) if len(node.children) <= limit else None
+    if not isinstance(node, And):
+        return None
+    for position, child in enumerate(node.children):
+        if isinstance(child, Or) and len(child.children) <= limit:
+            rest = node.children[:position] + node.children[position + 1 :]
+            return [simplify(And((*rest, alternative))) for alternative in child.children]
+    return None
+
+
+def requires(node: Node, field: str) -> bool:
+    """True when ``node`` can only match events in which ``field`` has a value."""
+    if isinstance(node, Match | Exists):
+        return node.field == field
+    if isinstance(node, FieldRef):
+        return field in (node.field, node.other)
+    if isinstance(node, And):
+        return any(requires(child, field) for child in node.children)
+    if isinstance(node, Or):
+        return all(requires(child, field) for child in node.children)
+    return False
+
+
 def fields(node: Node) -> set[str]:
     """Every field the tree reads."""
     if isinstance(node, Match | Null | Exists):
@@ -452,26 +494,16 @@ def _emit_match(node: Match) -> Predicate:
             return value is not None and any_value(value, test)
 
         return special_leaf
-    keys = test.keys if isinstance(test, TextTest) else None
-    if keys is not None and len(keys) == 1:
-        (key,) = keys
+    if isinstance(test, TextTest):
+        on_text = test.on_text()
 
-        def one_key(event: Event) -> bool:
+        def text_leaf(event: Event) -> bool:
             value = event.get(field)
             if type(value) is str:
-                return value.lower() == key
+                return on_text(value)
             return value is not None and any_value(value, test)
 
-        return one_key
-    if keys is not None:
-
-        def key_set(event: Event) -> bool:
-            value = event.get(field)
-            if type(value) is str:
-                return value.lower() in keys
-            return value is not None and any_value(value, test)
-
-        return key_set
+        return text_leaf
 
     def leaf(event: Event) -> bool:
         value = event.get(field)

@@ -16,7 +16,6 @@ test are the normalised texts it accepts, which the engine indexes rules by.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -100,7 +99,13 @@ def number(value: Any) -> int | float | None:
 def any_value(value: Any, test: Callable[[Any], bool]) -> bool:
     """Apply ``test`` to a scalar, or to each element of a list (nested lists included)."""
     if type(value) is list:
-        return any(item is not None and any_value(item, test) for item in value)
+        for item in value:  # a loop: cheaper than any() on a generator
+            if type(item) is list:
+                if any_value(item, test):
+                    return True
+            elif item is not None and test(item):
+                return True
+        return False
     return test(value)
 
 
@@ -213,6 +218,26 @@ class TextTest:
             if needle in s:
                 return True
         return any(glob(s) for glob in self.globs)
+
+    def on_text(self) -> Callable[[str], bool]:
+        """The test for a string value, specialised to what the test holds (the hot path)."""
+        exact, prefixes, suffixes, needles = self.exact, self.prefixes, self.suffixes, self.needles
+        plain = not self.globs
+        if self.cased:
+            return self.__call__
+        if plain and not (prefixes or suffixes or needles):
+            if len(exact) == 1:
+                (only,) = exact
+                return lambda s: s.lower() == only
+            return lambda s: s.lower() in exact
+        if plain and not (exact or suffixes or needles):
+            return lambda s: s.lower().startswith(prefixes)
+        if plain and not (exact or prefixes or needles):
+            return lambda s: s.lower().endswith(suffixes)
+        if plain and not (exact or prefixes or suffixes) and len(needles) == 1:
+            (needle,) = needles
+            return lambda s: needle in s.lower()
+        return self.__call__
 
     def describe(self) -> str:
         parts = [f"{len(self.exact)} exact"] if self.exact else []
@@ -338,26 +363,62 @@ class RegexTest:
 
 
 class CidrTest:
-    __slots__ = ("networks",)
+    """Membership in any of the networks; answers are remembered per address text."""
+
+    __slots__ = ("memo", "networks", "ranges")
+    MAX_MEMO = 4096
 
     def __init__(self, networks: Iterable[str]) -> None:
         self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+        self.ranges = tuple(
+            (net.version, int(net.network_address), int(net.broadcast_address))
+            for net in self.networks
+        )
+        self.memo: dict[str, bool] = {}
+
+    def merge(self, other: CidrTest) -> CidrTest:
+        return CidrTest([str(net) for net in (*self.networks, *other.networks)])
 
     def __call__(self, value: Any) -> bool:
         if type(value) is not str:
             return False
-        address = _address(value)
-        return address is not None and any(
-            address.version == net.version and address in net for net in self.networks
-        )
+        known = self.memo.get(value)
+        if known is not None:
+            return known
+        address = ip_number(value)
+        found = False
+        if address is not None:
+            version, number = address
+            for net_version, low, high in self.ranges:
+                if net_version == version and low <= number <= high:
+                    found = True
+                    break
+        if len(self.memo) >= self.MAX_MEMO:
+            self.memo.clear()
+        self.memo[value] = found
+        return found
 
 
-@functools.lru_cache(maxsize=8192)
-def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def ip_number(value: str) -> tuple[int, int] | None:
+    """(version, integer) of an IP address in the text forms ``ipaddress`` accepts."""
+    parts = value.split(".")
+    if len(parts) == 4 and ":" not in value:  # dotted quad: the common case, parsed by hand
+        number = 0
+        for part in parts:
+            if not (part.isascii() and part.isdigit()) or len(part) > 3:
+                return None
+            if len(part) > 1 and part[0] == "0":  # leading zeros: octal or decimal? refused
+                return None
+            octet = int(part)
+            if octet > 255:
+                return None
+            number = number * 256 + octet
+        return 4, number
     try:
-        return ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
         return None
+    return address.version, int(address)
 
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
