@@ -15,6 +15,7 @@ from keelwatch.auth import ROLES, TokenStore
 from keelwatch.cli_alerts import alerts_command
 from keelwatch.cli_common import console, data_option, errors, fail, server_options
 from keelwatch.cli_rules import hunt_command, rules_group
+from keelwatch.cli_simulate import simulate_command
 from keelwatch.errors import KeelwatchError
 from keelwatch.model.fields import dumps
 from keelwatch.parsers.registry import AUTO, get_parser, parsers
@@ -382,3 +383,4 @@ def tokens_ensure_admin(data: Path) -> None:
 main.add_command(alerts_command)
 main.add_command(rules_group)
 main.add_command(hunt_command)
+main.add_command(simulate_command)

@@ -28,7 +28,7 @@ from keelwatch.simulate.records import (
 )
 from keelwatch.simulate.runtime_records import hubble_flow, tetragon_connect, tetragon_exec
 
-_MODULES = ("api", "runtime", "benign")
+_MODULES = ("api", "access", "runtime", "benign")
 LAYERS = {AUDIT: "audit", FALCO: "runtime", TETRAGON: "runtime", HUBBLE: "network"}
 
 
