@@ -108,6 +108,11 @@ def _scenario_at(values: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
 )
 @click.option("--evaluate", is_flag=True, help="Score the alerts against the labels.")
 @click.option(
+    "--no-stream",
+    is_flag=True,
+    help="With --server --evaluate: only evaluate (the run was streamed before).",
+)
+@click.option(
     "--labels",
     "labels_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -163,7 +168,7 @@ def _run(**o: Any) -> None:
 
             written = write_files(simulation, o["out"])
             errors.print(f"wrote {', '.join(path.name for path in written.values())} to {o['out']}")
-        if o["server"]:
+        if o["server"] and not o["no_stream"]:
             _stream(simulation.records, o)
     if o["evaluate"]:
         _evaluate(labels, o)

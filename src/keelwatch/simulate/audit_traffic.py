@@ -163,7 +163,6 @@ class AuditTraffic(Traffic):
             resource="pods",
             namespace=pod.namespace,
             name=pod.name,
-            level="Request",
             reason=reason,
             request_object={
                 "kind": "DeleteOptions",
@@ -193,7 +192,6 @@ class AuditTraffic(Traffic):
             namespace=workload.namespace,
             name=workload.name,
             group="apps",
-            level="Request",
             request_object=patch,
             query="fieldManager=kubectl-client-side-apply",
             reason=rbac_reason(
@@ -263,7 +261,6 @@ class AuditTraffic(Traffic):
             name=workload.name,
             subresource="scale",
             group="apps",
-            level="Request",
             request_object={
                 "kind": "Scale",
                 "apiVersion": "autoscaling/v1",

@@ -79,7 +79,7 @@ def audit_event(
     subresource: str | None = None,
     group: str = "",
     version: str = "v1",
-    level: str = "Metadata",
+    level: str | None = None,
     code: int = 200,
     query: str = "",
     uri: str | None = None,
@@ -89,6 +89,7 @@ def audit_event(
     impersonated: Identity | None = None,
 ) -> dict[str, Any]:
     """An audit Event at stage ResponseComplete, with the fields ``level`` keeps."""
+    level = level or policy_level(verb, resource, subresource, group)
     event: dict[str, Any] = {
         "kind": "Event",
         "apiVersion": "audit.k8s.io/v1",
@@ -143,6 +144,26 @@ def audit_event(
         annotations["pod-security.kubernetes.io/enforce-policy"] = "privileged:latest"
     event["annotations"] = annotations
     return event
+
+
+# API groups whose every request the Policy keeps whole (RBAC, certificates, admission).
+_FULL_GROUPS = frozenset(
+    ("rbac.authorization.k8s.io", "certificates.k8s.io", "admissionregistration.k8s.io")
+)
+_FULL_SUBRESOURCES = frozenset(("exec", "attach", "portforward"))
+_METADATA_RESOURCES = frozenset(
+    ("secrets", "configmaps", "serviceaccounts", "tokenreviews", "leases")
+)
+_WRITES = frozenset(("create", "update", "patch", "delete", "deletecollection"))
+
+
+def policy_level(verb: str, resource: str | None, subresource: str | None, group: str) -> str:
+    """The level the implied audit Policy gives a request (docs/simulator.md)."""
+    if group in _FULL_GROUPS or subresource in _FULL_SUBRESOURCES:
+        return "RequestResponse"
+    if resource in _METADATA_RESOURCES:
+        return "Metadata"  # secrets and tokens must never be logged with their bodies
+    return "Request" if verb in _WRITES else "Metadata"
 
 
 def _failure(

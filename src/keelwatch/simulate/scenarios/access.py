@@ -37,7 +37,6 @@ def port_forward(stage: Stage) -> None:
         namespace=pod.namespace,
         name=pod.name,
         subresource="portforward",
-        level="RequestResponse",
         code=101,
         reason=rbac_reason("developers-edit", "edit", 'Group "developers"', cluster=False),
     )
@@ -100,7 +99,6 @@ def csr_masters(stage: Stage) -> None:
         0,
         verb="create",
         resource="certificatesigningrequests",
-        level="RequestResponse",
         code=201,
         request_object=body,
         response_object=body,
@@ -113,7 +111,6 @@ def csr_masters(stage: Stage) -> None:
         resource="certificatesigningrequests",
         name=name,
         subresource="approval",
-        level="RequestResponse",
         request_object=approved,
         response_object=approved,
         **common,
@@ -180,7 +177,6 @@ def deletions(stage: Stage) -> None:
         namespace=namespace,
         name="deny-db-ingress",
         group="networking.k8s.io",
-        level="Request",
         request_object={"kind": "DeleteOptions", "apiVersion": "v1"},
         **common,
     )
@@ -189,7 +185,6 @@ def deletions(stage: Stage) -> None:
         verb="deletecollection",
         resource="events",
         namespace=namespace,
-        level="Request",
         **common,
     )
 
@@ -223,7 +218,6 @@ def kube_system_workload(stage: Stage) -> None:
         resource="deployments",
         namespace="kube-system",
         group="apps",
-        level="Request",
         code=201,
         request_object=body,
         reason=ADMIN_REASON,

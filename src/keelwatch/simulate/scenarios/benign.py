@@ -41,7 +41,6 @@ def ci_rollout(stage: Stage) -> None:
         resource="deployments",
         namespace=app.namespace,
         group="apps",
-        level="Request",
         code=201,
         request_object=body,
         reason=reason,
@@ -60,7 +59,6 @@ def ci_rollout(stage: Stage) -> None:
         user_agent=KUBECTL_AGENT,
         resource="services",
         namespace=app.namespace,
-        level="Request",
         code=201,
         request_object=service,
         reason=reason,
@@ -142,7 +140,6 @@ def log_collector(stage: Stage) -> None:
         namespace="monitoring",
         name="fluent-bit",
         group="apps",
-        level="Request",
         request_object=body,
         reason=rbac_reason("ci-platform", "cluster-admin", 'ServiceAccount "deployer/ci"'),
     )
@@ -169,7 +166,6 @@ def incident_exec(stage: Stage) -> None:
         namespace=pod.namespace,
         name=pod.name,
         subresource="exec",
-        level="RequestResponse",
         code=101,
         query=f"command=sh&container={pod.container}&stdin=true&stdout=true&tty=true",
         reason=rbac_reason("platform-admins", "cluster-admin", 'Group "platform-admins"'),
@@ -224,7 +220,6 @@ def scale_out(stage: Stage) -> None:
         name=app.name,
         subresource="scale",
         group="apps",
-        level="Request",
         request_object={"kind": "Scale", "apiVersion": "autoscaling/v1", "spec": {"replicas": 6}},
     )
     scheduler = Identity("system:kube-scheduler", ("system:authenticated",))
@@ -253,7 +248,6 @@ def scale_out(stage: Stage) -> None:
             user_agent=agent.format("replicaset-controller"),
             resource="pods",
             namespace=app.namespace,
-            level="Request",
             code=201,
             request_object=body,
         )
@@ -268,7 +262,6 @@ def scale_out(stage: Stage) -> None:
             name=pod.name,
             subresource="binding",
             code=201,
-            level="Request",
             request_object={
                 "kind": "Binding",
                 "apiVersion": "v1",
