@@ -91,7 +91,8 @@ class _Loader:
                 resolve_references=False,
             )
         except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
+            # Where the unclosed construct began, else where the parser stopped.
+            mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None
             self.fail(path, f"invalid YAML: {_one_line(error)}", line)
             return None
@@ -169,8 +170,18 @@ def _load(
                 )
                 continue
             rules[rule.id] = rule
+    pending = []
+    for sigma in merged.rules:
+        if isinstance(sigma, SigmaCorrelationRule):
+            try:  # also marks the referenced rules as feeding a correlation only
+                sigma.resolve_rule_references(merged)
+            except (SigmaError, ValueError) as error:
+                loader.fail_rule(sigma, _one_line(error))
+                continue
+            pending.append(sigma)
+    # A correlation with generate: false silences its rules' own alerts (Sigma's semantics).
+    rules = {rule_id: _with_output(rule) for rule_id, rule in rules.items()}
     correlations: dict[str, Correlation] = {}
-    pending = [sigma for sigma in merged.rules if isinstance(sigma, SigmaCorrelationRule)]
     while pending:  # correlations may refer to correlations: resolve in dependency order
         waiting = []
         for sigma in pending:
@@ -185,9 +196,7 @@ def _load(
                 _compile_correlation(sigma, merged, rules, correlations, loader)
             break
         pending = waiting
-    # A correlation with generate: false silences its rules' own alerts (Sigma's semantics).
-    final = [_with_output(rule) for rule in rules.values()]
-    return RuleSet(final, list(correlations.values())), loader.errors
+    return RuleSet(list(rules.values()), list(correlations.values())), loader.errors
 
 
 def _compile_rule(sigma: SigmaRule, loader: _Loader) -> Rule | None:
@@ -248,11 +257,6 @@ def _compile_correlation(
     correlations: dict[str, Correlation],
     loader: _Loader,
 ) -> Correlation | None:
-    try:
-        sigma.resolve_rule_references(merged)
-    except (SigmaError, ValueError) as error:
-        loader.fail_rule(sigma, _one_line(error))
-        return None
     referenced: list[Rule | Correlation] = []
     for reference in sigma.rules or ():
         target = rule_id(reference.rule)
@@ -341,16 +345,15 @@ def _line_of(text: str, rule: SigmaRuleBase | None, reason: str) -> int | None:
 
 
 def _rule_start(lines: list[str], rule: SigmaRuleBase) -> int:
-    """First line of the YAML document holding ``rule`` (matched by id, else by title)."""
-    wanted = [str(rule.id)] if rule.id is not None else []
-    wanted.append(rule.title)
-    doc_start = 0
-    for number, line in enumerate(lines):
-        if line.startswith("---"):
-            doc_start = number + 1
-        elif line.startswith(("id:", "title:")):
-            value = line.split(":", 1)[1].strip().strip("'\"")
-            if value and value in wanted:
+    """First line of the YAML document holding ``rule`` (found by id, else by title)."""
+    for key, wanted in (("id:", str(rule.id) if rule.id else None), ("title:", rule.title)):
+        if not wanted:
+            continue
+        doc_start = 0
+        for number, line in enumerate(lines):
+            if line.startswith("---"):
+                doc_start = number + 1
+            elif line.startswith(key) and line[len(key) :].strip().strip("'\"") == wanted:
                 return doc_start
     return 0
 

@@ -29,8 +29,6 @@ from keelwatch.model.fields import parse_timestamp
 Event = Mapping[str, Any]
 Getter = Callable[[Event], Any]
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False
 MAX_REGEX_MEMORY_BYTES = 8 << 20
 
 
@@ -49,7 +47,7 @@ def compile_regex(pattern: str) -> Any:
         detail = error.args[0] if error.args else error
         if isinstance(detail, bytes):
             detail = detail.decode("utf-8", "replace")
-        raise PatternError(f"regular expression {pattern!r} cannot run in re2: {detail}") from None
+        raise PatternError(f"regular expression '{pattern}' cannot run in re2: {detail}") from None
 
 
 # --- values -----------------------------------------------------------------------------------
