@@ -65,7 +65,8 @@ def test_contains_startswith_endswith() -> None:
 
 def test_cased_is_case_sensitive_for_every_form() -> None:
     check(
-        "sel:\n  - a|cased: Exact\n  - b|cased|contains: Mid\n  - c|cased|startswith: Pre\ncondition: sel",
+        "sel:\n  - a|cased: Exact\n  - b|cased|contains: Mid\n  - c|cased|startswith: Pre\n"
+        "condition: sel",
         [ev(a="Exact"), ev(b="xMidx"), ev(c="Prefix")],
         [ev(a="exact"), ev(a="EXACT"), ev(b="xmidx"), ev(c="prefix")],
     )
@@ -89,7 +90,8 @@ def test_list_of_values_is_any() -> None:
 
 def test_regular_expressions_use_flags_and_search() -> None:
     check(
-        "sel:\n  - a|re: 'ab+c$'\n  - b|re|i: '^x[0-9]{2}'\n  - c|re|s: 'one.two'\n  - d|re|m: '^second$'\ncondition: sel",
+        "sel:\n  - a|re: 'ab+c$'\n  - b|re|i: '^x[0-9]{2}'\n  - c|re|s: 'one.two'\n"
+        "  - d|re|m: '^second$'\ncondition: sel",
         [ev(a="zzabbbc"), ev(b="X12y"), ev(c="one\ntwo"), ev(d="first\nsecond\nthird")],
         [ev(a="ABC"), ev(a="abcd"), ev(b="x1"), ev(c="one\nthree"), ev(d="first second")],
     )
