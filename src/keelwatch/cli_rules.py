@@ -45,6 +45,38 @@ def validate_command(paths: tuple[Path, ...], strict: bool) -> None:
     sys.exit(1 if broken else 0)
 
 
+@rules_group.command("test")
+@RULE_PATHS
+@click.option("--verbose", "-v", is_flag=True, help="List passing cases too.")
+def test_command(paths: tuple[Path, ...], verbose: bool) -> None:
+    """Run each rule's test events (<rule>.tests.json beside it) through parsers and engine."""
+    from keelwatch.detect import load_rules
+    from keelwatch.detect.rule_tests import find_cases, run_case
+
+    ruleset, problems = load_rules(paths)
+    for problem in problems:
+        if not problem.unsupported:
+            errors.print(f"[red]error:[/] {problem}")
+    try:
+        cases = find_cases(paths)
+    except KeelwatchError as error:
+        fail(error)
+    failed = 0
+    for case in cases:
+        result = run_case(ruleset, case)
+        if not result.passed:
+            failed += 1
+            console.print(f"[red]FAIL[/] {case.label}: {result.detail}")
+        elif verbose:
+            console.print(f"[green]ok[/]   {case.label}")
+    rules_with_tests = len({case.rule for case in cases})
+    console.print(
+        f"{len(cases) - failed} of {len(cases)} cases passed, for {rules_with_tests} of "
+        f"{len(ruleset) + len(ruleset.correlations)} rules"
+    )
+    sys.exit(1 if failed or not cases or any(not p.unsupported for p in problems) else 0)
+
+
 @click.command("hunt")
 @RULE_PATHS
 @click.option("--since", default="30d", show_default=True, help="How far back (15m, 2h, 30d).")

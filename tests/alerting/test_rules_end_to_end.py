@@ -68,3 +68,54 @@ def test_validate_reports_file_and_line_and_fails() -> None:
     assert "1 rules loaded" in result.stdout
     good = CliRunner().invoke(main, ["rules", "validate", str(RULES / "exec_into_pod.yml")])
     assert good.exit_code == 0, good.output
+
+
+def test_rules_test_runs_the_cases_and_fails_on_a_broken_rule(tmp_path: Path) -> None:
+    rule = RULES / "exec_into_pod.yml"
+    passing = CliRunner().invoke(main, ["rules", "test", str(rule), "-v"])
+    assert passing.exit_code == 0, passing.output
+    assert "2 of 2 cases passed" in passing.stdout
+    broken = tmp_path / "exec_into_pod.yml"
+    broken.write_text(rule.read_text().replace("subresource: exec", "subresource: attach"))
+    (tmp_path / "exec_into_pod.tests.json").write_bytes(
+        (RULES / "exec_into_pod.tests.json").read_bytes()
+    )
+    failing = CliRunner().invoke(main, ["rules", "test", str(tmp_path)])
+    assert failing.exit_code == 1
+    assert "FAIL" in failing.stdout and "exec into a pod" in failing.stdout
+
+
+def test_the_rule_pack_correlates_a_burst_of_forbidden_requests_live(tmp_path: Path) -> None:
+    pack = Path(__file__).parents[2] / "content" / "rules"
+    server = make_server(tmp_path, "--rules", str(pack))
+    server.start()
+    try:
+        probes = [
+            audit_event(
+                "list", resource, user="system:serviceaccount:shop:web", code=403,
+                when=f"2026-11-01T10:{n // 6:02d}:{n % 6 * 10:02d}.000000Z",
+            )
+            for n, resource in enumerate(["secrets", "nodes", "clusterroles", "pods"] * 6)
+        ]  # fmt: skip
+        answer = httpx.post(
+            f"{server.url}/ingest/k8s-audit",
+            content=b"\n".join(orjson.dumps(p) for p in probes),
+            headers=server.headers("ingest"),
+        )
+        assert answer.json()["accepted"] == 24
+        alerts = httpx.get(
+            f"{server.url}/api/v1/alerts", params={"rule": BURST_ID},
+            headers=server.headers("analyst"),
+        ).json()  # fmt: skip
+        assert alerts["total"] == 1
+        (alert,) = alerts["alerts"]
+        assert (
+            alert["origin"] == "correlation"
+            and alert["entity"]["user"] == probes[0]["user"]["username"]
+        )  # type: ignore[index]
+        assert len(alert["event_ids"]) >= 20
+    finally:
+        server.stop()
+
+
+BURST_ID = "425afdf0-1542-4259-8a40-47054e36d3fa"

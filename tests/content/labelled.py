@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from keelwatch.detect import RuleSet
+from keelwatch.detect.rule_tests import RECEIVED_AT
 from keelwatch.pipeline.normalize import normalize
-from tests.content.rule_cases import KUBERNETES_RULES, RECEIVED_AT, pack
+from tests.content.rule_cases import KUBERNETES_RULES, pack
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 FALCO_TRACES = CORPUS / "k8s-audit" / "falco-trace-files"

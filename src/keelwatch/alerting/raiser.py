@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from keelwatch.alerting.dedup import Deduplicator
-from keelwatch.model.alert import Alert, Entity, RuleInfo, event_time
+from keelwatch.model.alert import ENTITY_FIELDS, Alert, Entity, RuleInfo, event_time
 from keelwatch.model.fields import Fields
 from keelwatch.parsers.base import Batch
 
@@ -48,4 +48,17 @@ class AlertRaiser:
         last = matched[-1]
         moment = event_time(last) or datetime.now(UTC)
         ids = [i for i in (event.get("event.id") for event in matched) if isinstance(i, str)]
-        return self.dedup.observe(rule, Entity.of(last), moment, ids)
+        return self.dedup.observe(rule, shared_entity(matched), moment, ids)
+
+
+def shared_entity(events: Sequence[Fields]) -> Entity:
+    """What all ``events`` have in common: the entity a correlation alert is about."""
+    first = Entity.of(events[0])
+    if len(events) == 1:
+        return first
+    others = [Entity.of(event) for event in events[1:]]
+    shared: dict[str, str | None] = {}
+    for name in ENTITY_FIELDS:
+        value = getattr(first, name)
+        shared[name] = value if all(getattr(o, name) == value for o in others) else None
+    return Entity(**shared)

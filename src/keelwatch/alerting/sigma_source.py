@@ -1,15 +1,16 @@
-"""The Sigma engine as a match source for alerts: each matching rule raises (or updates) one."""
+"""The Sigma engine as a match source for alerts: detection rules and their correlations."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from keelwatch.detect import Rule, RuleSet
+from keelwatch.detect import Correlation, Rule, RuleSet
+from keelwatch.detect.correlation import CorrelationEngine
 from keelwatch.model.alert import RuleInfo
 from keelwatch.model.fields import Fields
 
 
-def alert_rule(rule: Rule, origin: str = "sigma") -> RuleInfo:
+def alert_rule(rule: Rule | Correlation, origin: str = "sigma") -> RuleInfo:
     return RuleInfo(
         id=rule.id,
         title=rule.title,
@@ -22,19 +23,38 @@ def alert_rule(rule: Rule, origin: str = "sigma") -> RuleInfo:
 
 
 class SigmaMatches:
-    """``MatchSource`` over a compiled rule set; rules with ``output: false`` stay silent."""
+    """``MatchSource`` over a compiled rule set.
 
-    def __init__(self, rules: RuleSet) -> None:
+    Every match of a rule that a correlation references also goes to the correlation engine,
+    whose firings raise alerts of their own. Rules with ``output: false`` (a correlation's
+    ``generate: false`` members) raise nothing alone.
+    """
+
+    def __init__(self, rules: RuleSet, *, allowed_lateness_seconds: float = 120.0) -> None:
         self.rules = rules
+        self.correlator = CorrelationEngine(
+            rules.correlations, allowed_lateness_seconds=allowed_lateness_seconds
+        )
         self._info = {rule.id: alert_rule(rule) for rule in rules if rule.output}
+        for correlation in rules.correlations:
+            if correlation.output:
+                self._info[correlation.id] = alert_rule(correlation, "correlation")
+        self._correlated = self.correlator.referenced
 
     def __call__(self, events: Sequence[Fields]) -> Iterator[tuple[RuleInfo, Sequence[Fields]]]:
         for match in self.rules.match(events):
+            event = events[match.index]
             info = self._info.get(match.rule.id)
             if info is not None:
-                yield info, (events[match.index],)
+                yield info, (event,)
+            if match.rule.id not in self._correlated:
+                continue
+            for firing in self.correlator.observe(match.rule, event):
+                found = self._info.get(firing.correlation.id)
+                if found is not None:
+                    yield found, firing.events  # type: ignore[misc]
 
 
 def match_sources(rules: RuleSet) -> list[SigmaMatches]:
     """The match sources a loaded rule set contributes to alerting."""
-    return [SigmaMatches(rules)] if len(rules) else []
+    return [SigmaMatches(rules)] if len(rules) or rules.correlations else []

@@ -145,13 +145,17 @@ def _hashable(value: Any) -> Any:
 
 
 def _windows(group: list[Hit], moment: datetime, span: timedelta) -> Iterator[list[Hit]]:
-    """Each window of ``span`` that starts at a hit and contains ``moment``."""
+    """Each window of ``span`` that starts at a hit's time and contains ``moment``.
+
+    A window starts with every hit of its first instant, so equal times never depend on
+    which of them arrived first.
+    """
     moments = [hit.moment for hit in group]
-    for start in range(bisect.bisect_left(moments, moment - span), len(group)):
+    start = bisect.bisect_left(moments, moment - span)
+    while start < len(group) and moments[start] <= moment:
         begin = moments[start]
-        if begin > moment:
-            break
         yield group[start : bisect.bisect_right(moments, begin + span)]
+        start = bisect.bisect_right(moments, begin)
 
 
 def _satisfied(correlation: Correlation, group: list[Hit], moment: datetime) -> list[Hit] | None:
@@ -185,11 +189,20 @@ def _meets(correlation: Correlation, count: int) -> bool:
 
 
 def _in_order(window: list[Hit], order: list[str]) -> bool:
-    """The window starts with order[0] and holds the rest of ``order`` after it, in order."""
-    if not window or window[0].rule_id != order[0]:
-        return False
-    position = 1
-    for hit in window[1:]:
-        if position < len(order) and hit.rule_id == order[position]:
+    """The window's first instant has order[0], and the rest of ``order`` follows in time.
+
+    Matches at the same instant count in whichever order the rule lists them.
+    """
+    position = 0
+    index = 0
+    while index < len(window) and position < len(order):
+        instant = window[index].moment
+        seen = set()
+        while index < len(window) and window[index].moment == instant:
+            seen.add(window[index].rule_id)
+            index += 1
+        if position == 0 and order[0] not in seen:
+            return False
+        while position < len(order) and order[position] in seen:
             position += 1
     return position == len(order)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,7 @@ from keelwatch.model.fields import Fields, parse_timestamp
 from keelwatch.model.severity import severity_name
 
 MAX_EVENT_IDS = 100
+ENTITY_FIELDS = ("cluster", "namespace", "pod", "user", "node")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,5 +107,5 @@ class Alert:
         }
 
 
-def event_time(event: Fields) -> datetime | None:
+def event_time(event: Mapping[str, Any]) -> datetime | None:
     return parse_timestamp(event.get("@timestamp"))

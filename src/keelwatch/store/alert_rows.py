@@ -51,9 +51,6 @@ def alerts_arrow(alerts: list[Alert]) -> pa.Table:
     )
 
 
-_ENTITY_KEYS = ("cluster", "namespace", "pod", "user", "node")
-
-
 def alert_from_doc(doc: str) -> Alert:
     data: dict[str, Any] = orjson.loads(doc)
     entity = data.get("entity") or {}
