@@ -181,7 +181,11 @@ class ForwardSender:
             raise KeelwatchError(f"cannot reach {host}:{target.forward_port}: {error}") from None
         self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 20)
         if target.forward_shared_key:
-            self._handshake(target.forward_shared_key.encode())
+            try:
+                self._handshake(target.forward_shared_key.encode())
+            except BaseException:
+                self.sock.close()
+                raise
 
     def _read(self) -> Any:
         while True:
