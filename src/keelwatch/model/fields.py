@@ -47,6 +47,10 @@ def flatten(
     return out
 
 
+# Decoded JSON is plain dicts, lists and these: exact type checks avoid slow ABC isinstance.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _flatten_into(
     value: Mapping[str, Any],
     prefix: str,
@@ -57,14 +61,17 @@ def _flatten_into(
 ) -> None:
     if depth > max_depth:
         raise RecordTooLarge(f"nesting deeper than {max_depth} levels at {prefix or 'top level'}")
+    dotted = prefix + "." if prefix else ""
     for key, item in value.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        kind = type(item)  # exact type checks first: decoded JSON is plain dicts and lists
-        if kind is dict or (kind is not list and isinstance(item, Mapping)):
+        name = dotted + (key if type(key) is str else str(key))
+        kind = type(item)
+        if kind in _SCALARS:
+            budget[0] -= 1
+        elif kind is dict or (kind is not list and isinstance(item, Mapping)):
             if item:
                 _flatten_into(item, name, out, depth + 1, max_depth, budget)
             continue
-        if kind is list:
+        elif kind is list:
             _charge_list(item, name, depth + 1, max_depth, budget)
         else:
             budget[0] -= 1
@@ -78,13 +85,17 @@ def _charge_list(
 ) -> None:
     """Walk a list kept whole, charging its leaves and checking its depth (iteratively)."""
     stack: list[tuple[Any, int]] = [(items, depth)]
+    scalars = _SCALARS
     while stack:
         node, level = stack.pop()
         if level > max_depth:
             raise RecordTooLarge(f"nesting deeper than {max_depth} levels at {name}")
         children = node.values() if type(node) is dict or isinstance(node, Mapping) else node
         for child in children:
-            if type(child) in (dict, list) or isinstance(child, Mapping):
+            kind = type(child)
+            if kind in scalars:
+                budget[0] -= 1
+            elif kind is dict or kind is list or isinstance(child, Mapping):
                 stack.append((child, level + 1))
             else:
                 budget[0] -= 1
