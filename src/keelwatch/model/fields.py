@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -183,6 +184,7 @@ def _from_rfc3339(text: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+@lru_cache(maxsize=8192)  # a batch repeats its receipt time and many event times
 def isoformat(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a ``Z``: the one timestamp form Keelwatch emits."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
