@@ -215,7 +215,19 @@ def _probe(field: str, kind: int, length: int, table: dict[str, IndexNode]) -> P
             if child is not None:
                 visit(child, event, found, seen)
             return
-        children = [c for c in map(get, _keys(value, kind == BASENAME, length)) if c is not None]
+        children = []
+        for item in value:
+            if type(item) is str:  # the common case: a list of strings
+                key = item.lower()
+                if kind == BASENAME:
+                    key = key.rpartition("/")[2]
+                elif length:
+                    key = key[:length]
+                child = get(key)
+                if child is not None:
+                    children.append(child)
+            elif item is not None:
+                children.extend(c for c in map(get, _keys(item, kind == BASENAME, length)) if c)
         if children:  # several keys may lead to one rule: it runs once, unfolded
             shared = seen if seen is not None else set()
             for child in children:
