@@ -73,9 +73,10 @@ def test_pacing_spaces_batches_by_the_rate(tmp_path: Path, simulation: Simulatio
         )
     finally:
         server.stop(kill=True)
-    assert slept == pytest.approx([0.5, 0.5, 0.5])  # batches due at 0, 0.5, 1.0, 1.5 s
-    assert result.seconds == pytest.approx(1.5) and result.sent == 400
-    assert result.rate == pytest.approx(400 / 1.5)
+    # Batches are due at 0, 0.5, 1.0 and 1.5 s; the fourth batch's own share ends at 2 s.
+    assert slept == pytest.approx([0.5, 0.5, 0.5, 0.5])
+    assert result.seconds == pytest.approx(2.0) and result.sent == 400
+    assert result.rate == pytest.approx(200)
 
 
 def test_forward_refuses_a_wrong_shared_key(tmp_path: Path, simulation: Simulation) -> None:

@@ -268,6 +268,10 @@ def stream(
             result.sent += len(batch)
             if progress is not None:
                 progress(len(batch))
+        if rate > 0:  # the last batch has its share of time too: n records take n / rate s
+            delay = started + len(records) / rate - clock()
+            if delay > 0:
+                sleep(delay)
     finally:
         sender.close()
     result.seconds = clock() - started
