@@ -335,6 +335,25 @@ def test_malformed_requests_are_refused_whole(
     assert error["error"]["root_cause"][0]["reason"] == error["error"]["reason"]
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response: headers and body may arrive in separate segments."""
+    data = b""
+    while True:
+        head, separator, body = data.partition(b"\r\n\r\n")
+        if separator:
+            lengths = [
+                int(line.split(b":", 1)[1])
+                for line in head.lower().split(b"\r\n")
+                if line.startswith(b"content-length:")
+            ]
+            if len(body) >= (lengths[0] if lengths else 0):
+                return data
+        more = sock.recv(65536)
+        if not more:
+            return data
+        data += more
+
+
 def _raw_request(server: RunningServer, authorization: str) -> bytes:
     """Send headers and only the start of a 1 MB body; the answer must come without the rest."""
     head = (
@@ -343,7 +362,7 @@ def _raw_request(server: RunningServer, authorization: str) -> bytes:
     )
     with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
         sock.sendall(head.encode() + b'{"index": {}}\n')
-        return sock.recv(65536)  # a server waiting for the body would time out here
+        return _read_response(sock)  # a server waiting for the body would time out here
 
 
 @pytest.mark.parametrize(
