@@ -6,7 +6,8 @@ DATA ?= ./data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: help venv run test test-deps lint typecheck clean
+
+.PHONY: help venv run demo test test-deps lint typecheck clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,6 +23,9 @@ venv: $(BIN)/keelwatch  ## create .venv and install Keelwatch with its test tool
 run: venv  ## start a server on embedded storage in $(DATA), with a first admin token
 	@$(BIN)/keelwatch tokens ensure-admin --data $(DATA)
 	$(BIN)/keelwatch serve --data $(DATA) --host $(HOST) --port $(PORT) --rules content/rules
+
+demo: venv  ## stream a simulated cluster under attack into a fresh server and score the alerts
+	@BIN=$(BIN) bash scripts/demo.sh
 
 test-deps:  ## fetch the real servers the integration tests run (syslog daemons, fluentd…)
 	@for script in scripts/test-deps/*.sh; do bash "$$script" || exit 1; done
