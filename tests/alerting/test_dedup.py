@@ -107,6 +107,8 @@ def test_tetragon_policy_events_are_alerts_and_enforcement_is_high() -> None:
     }
     ((rule, matched),) = list(runtime_alerts([event]))
     assert rule.id == "tetragon:block-write-etc" and rule.severity == 3 and matched == (event,)
+    observing = {**event, "tetragon.action": "KPROBE_ACTION_POST"}
+    assert list(runtime_alerts([observing])) == []  # observation is for rules, not an alert
 
 
 def test_a_failing_source_does_not_stop_the_others() -> None:

@@ -1,9 +1,10 @@
 """Runtime security tools already decided: their alerts become Keelwatch alerts directly.
 
-Falco alerts (``event.kind: alert``) keep their rule, priority and ATT&CK tags. Tetragon events
-raised by a TracingPolicy (``tetragon.policy_name``) become alerts named after the policy; an
-enforcing action (SIGKILL, override) makes them high. Tracee detections (``event.kind: alert``
-from the tracee dataset) keep their signature's severity.
+Falco alerts (``event.kind: alert``) keep their rule, priority and ATT&CK tags. Tracee
+detections (``event.kind: alert`` from the tracee dataset) keep their signature's severity.
+Tetragon events become alerts only when their TracingPolicy enforced something (SIGKILL,
+override): most policies only observe (file access, connections), and those events are for
+rules and searches, not alerts by themselves.
 """
 
 from __future__ import annotations
@@ -44,14 +45,14 @@ def _rule_for(event: Fields) -> RuleInfo | None:
             origin=origin,
         )
     policy = event.get("tetragon.policy_name")
-    if dataset == "tetragon.events" and isinstance(policy, str) and policy:
-        action = str(event.get("tetragon.action") or "")
-        severity = HIGH if any(a in action for a in _ENFORCING_ACTIONS) else MEDIUM
+    action = str(event.get("tetragon.action") or "")
+    enforced = any(word in action for word in _ENFORCING_ACTIONS)
+    if dataset == "tetragon.events" and isinstance(policy, str) and policy and enforced:
         return RuleInfo(
             id=f"tetragon:{policy}",
-            title=f"Tetragon policy {policy}",
-            level=severity_name(severity),
-            severity=severity,
+            title=f"Tetragon policy {policy} enforced",
+            level=severity_name(HIGH),
+            severity=HIGH,
             techniques=_techniques(event),
             description=f"TracingPolicy {policy} matched ({event.get('event.action')}, {action})",
             origin="tetragon",
