@@ -16,7 +16,7 @@ KEELWATCH_TOKEN="$("$bin/keelwatch" tokens ensure-admin --data "$data" | sed -n 
 shared_key="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
 
 echo "==> starting Keelwatch on $url (data in $data, Keelwatch rule pack loaded)"
-"$bin/keelwatch" serve --data "$data" --port "$port" --rules content/rules \
+"$bin/keelwatch" serve --data "$data" --port "$port" --rules content/rules --rules scripts/demo-filters \
     --forward-port "$forward_port" --forward-shared-key "$shared_key" \
     --log-level warning >"$data/server.log" 2>&1 &
 server=$!
