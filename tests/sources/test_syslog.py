@@ -2,7 +2,7 @@
 
 Frames and datagrams are written by hand (independently of the server's framer) to loopback
 listeners over a real DuckDB store that a test can hold closed to provoke overload. TLS uses a
-CA, a server and client certificates made with the openssl command line for the test.
+CA, a server and client certificates made with the openssl command line (syslog_pki).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -37,6 +36,7 @@ from keelwatch.sources.syslog_framing import Framer
 from keelwatch.store.duckdb_store import DuckDBStore
 
 from ..server_process import free_port, make_server
+from .syslog_pki import make_pki
 
 
 class GatedStore(DuckDBStore):
@@ -319,43 +319,9 @@ def test_udp_drops_past_the_pending_bound_are_counted(tmp_path: Path) -> None:
 # -- TLS (RFC 5425) ---------------------------------------------------------------------------
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
-    ca, key = directory / f"{name}.pem", directory / f"{name}.key"
-    _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key))
-    _openssl(
-        "req", "-x509", "-new", "-key", str(key), "-out", str(ca), "-days", "2",
-        "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-    )  # fmt: skip
-    return ca, key
-
-
-def issue(directory: Path, name: str, ca: tuple[Path, Path], usage: str) -> tuple[Path, Path]:
-    key, csr, ext = (directory / f"{name}.{suffix}" for suffix in ("key", "csr", "ext"))
-    _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key))
-    _openssl("req", "-new", "-key", str(key), "-out", str(csr), "-subj", f"/O=keelwatch/CN={name}")
-    san = "subjectAltName=IP:127.0.0.1,DNS:localhost\n" if usage == "serverAuth" else ""
-    ext.write_text(f"{san}extendedKeyUsage={usage}\nbasicConstraints=critical,CA:FALSE\n")
-    cert = directory / f"{name}.pem"
-    _openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
-        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext),
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = make_ca(directory, "ca")
-    issue(directory, "server", ca, "serverAuth")
-    issue(directory, "relay", ca, "clientAuth")
-    issue(directory, "stranger", make_ca(directory, "other-ca"), "clientAuth")
-    return directory
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def server_context(pki: Path) -> ssl.SSLContext:

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import socket
 import ssl
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from keelwatch.errors import ConfigError
@@ -37,6 +39,7 @@ from keelwatch.ingest.writer import Overloaded
 from keelwatch.parsers.base import Record
 from keelwatch.sources.base import Intake, Listener
 from keelwatch.sources.syslog_framing import Frame, Framer
+from keelwatch.sources.tls_stream import TLSStream
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +164,8 @@ _RDN_NAMES = {
 }
 
 
-def _subject(ssl_object: Any) -> str | None:
-    """``CN=…,O=…`` of the client's certificate, if it sent one."""
-    certificate = ssl_object.getpeercert() if ssl_object is not None else None
+def _subject(certificate: dict[str, Any] | None) -> str | None:
+    """``O=…,CN=…`` of the client's certificate, if it sent one."""
     if not certificate:
         return None
     parts = [
@@ -216,7 +218,18 @@ class SyslogTCP:
         self._per_client[client] += 1
         self._connections.add(task)
         try:
-            await self._serve(reader, writer, _address(peer))
+            read: Callable[[], Awaitable[bytes]] = functools.partial(reader.read, READ_CHUNK_BYTES)
+            subject = None
+            if self.tls is not None:
+                tls = TLSStream(reader, writer, self.tls)
+                try:
+                    await asyncio.wait_for(tls.handshake(), TLS_HANDSHAKE_TIMEOUT_SECONDS)
+                except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as error:
+                    self.intake.reject(self.NAME, "tls-handshake-failed")
+                    log.info("syslog TLS handshake with %s failed: %s", _address(peer), error)
+                    return
+                read, subject = tls.read, _subject(tls.peer_certificate())
+            await self._serve(read, _address(peer), subject)
         except (ConnectionError, OSError) as error:
             log.debug("syslog connection from %s ended: %s", client, error)
         finally:
@@ -225,23 +238,12 @@ class SyslogTCP:
             if not self._per_client[client]:
                 del self._per_client[client]
             writer.close()
-            with contextlib.suppress(ConnectionError, OSError, ssl.SSLError):
+            with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
     async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+        self, read_chunk: Callable[[], Awaitable[bytes]], peer: str, subject: str | None
     ) -> None:
-        subject = None
-        if self.tls is not None:
-            try:  # here rather than in start_server, so failures are seen and counted
-                await writer.start_tls(
-                    self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_SECONDS
-                )
-            except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as error:
-                self.intake.reject(self.NAME, "tls-handshake-failed")
-                log.info("syslog TLS handshake with %s failed: %s", peer, error)
-                return
-            subject = _subject(writer.get_extra_info("ssl_object"))
         settings = self.intake.listeners
         framer = Framer(settings.max_frame_bytes)
         batch = Batch()
@@ -250,7 +252,7 @@ class SyslogTCP:
         try:
             while True:
                 if read is None:
-                    read = asyncio.ensure_future(reader.read(READ_CHUNK_BYTES))
+                    read = asyncio.ensure_future(read_chunk())
                 timeout = batch.seconds_left() if batch else settings.idle_timeout_seconds
                 done, _ = await asyncio.wait(
                     {read, stop}, timeout=timeout, return_when="FIRST_COMPLETED"
