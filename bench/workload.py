@@ -30,7 +30,8 @@ _REQUESTS = (
 )
 
 
-def audit_event(rng: random.Random, second: int) -> dict[str, Any]:
+def audit_event(rng: random.Random, second: int, *, large: bool = False) -> dict[str, Any]:
+    """One audit event (~1.1 KB); ``large`` adds what a v1.30+ API server also writes (~1.4 KB)."""
     user, groups, agent = rng.choice(_ACTORS)
     user = user.format(n=rng.randrange(1, 40))
     verb, resource, group, namespace = rng.choice(_REQUESTS)
@@ -44,7 +45,7 @@ def audit_event(rng: random.Random, second: int) -> dict[str, Any]:
     if sub:
         ref["subresource"] = sub
     code = 200 if rng.random() > 0.03 else 403
-    return {
+    event = {
         "kind": "Event",
         "apiVersion": "audit.k8s.io/v1",
         "level": "Metadata",
@@ -68,9 +69,48 @@ def audit_event(rng: random.Random, second: int) -> dict[str, Any]:
                 '{"configuration":"policy-agent","webhook":"mutate.policy.example.com","mutated":false}',
         },
     }  # fmt: skip
+    if large:  # drawn after the base event, so the default events stay as they were
+        _enlarge(rng, event, verb)
+    return event
 
 
-def audit_lines(count: int, seed: int = 7) -> list[bytes]:
-    """``count`` audit events as JSON lines, about 1 KB each."""
+def _latency(rng: random.Random, most_ms: float) -> str:
+    return f"{rng.uniform(0.05, most_ms):.6f}ms"
+
+
+def _enlarge(rng: random.Random, event: dict[str, Any], verb: str) -> None:
+    """API-server latency annotations, credential extras and, for writes, a request body."""
+    event["annotations"].update(
+        {
+            "apiserver.latency.k8s.io/etcd": _latency(rng, 8),
+            "apiserver.latency.k8s.io/serialize-response-object": _latency(rng, 1),
+            "apiserver.latency.k8s.io/total": _latency(rng, 20),
+        }
+    )
+    user = event["user"]
+    if user["username"].startswith("system:serviceaccount:"):
+        node = f"worker-{rng.randrange(1, 40)}"
+        token = uuid.UUID(int=rng.getrandbits(128))
+        pod = f"{user['username'].rsplit(':', 1)[1]}-7d9c5b6f4-x2kqp"
+        user["extra"] = {
+            "authentication.kubernetes.io/credential-id": [f"JTI={token}"],
+            "authentication.kubernetes.io/node-name": [node],
+            "authentication.kubernetes.io/pod-name": [pod],
+        }
+    if verb in ("update", "patch", "create"):
+        ref = event["objectRef"]
+        event["level"] = "Request"
+        event["requestObject"] = {
+            "kind": ref["resource"].capitalize()[:-1] or "Object",
+            "apiVersion": f"{ref.get('apiGroup', 'core')}/v1",
+            "metadata": {"name": ref["name"], "namespace": ref["namespace"],
+                         "resourceVersion": str(rng.randrange(10**8))},
+            "spec": {"holderIdentity": f"worker-{rng.randrange(1, 40)}",
+                     "leaseDurationSeconds": 40},
+        }  # fmt: skip
+
+
+def audit_lines(count: int, seed: int = 7, *, large: bool = False) -> list[bytes]:
+    """``count`` audit events as JSON lines, about 1.1 KB each (1.4 KB when ``large``)."""
     rng = random.Random(seed)
-    return [orjson.dumps(audit_event(rng, n // 50)) for n in range(count)]
+    return [orjson.dumps(audit_event(rng, n // 50, large=large)) for n in range(count)]
