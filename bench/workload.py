@@ -114,3 +114,14 @@ def audit_lines(count: int, seed: int = 7, *, large: bool = False) -> list[bytes
     """``count`` audit events as JSON lines, about 1.1 KB each (1.4 KB when ``large``)."""
     rng = random.Random(seed)
     return [orjson.dumps(audit_event(rng, n // 50, large=large)) for n in range(count)]
+
+
+def ndjson_bodies(lines: list[bytes], batch: int) -> list[bytes]:
+    """Request bodies of ``batch`` events each, one JSON event a line."""
+    return [b"\n".join(lines[i : i + batch]) for i in range(0, len(lines), batch)]
+
+
+def event_list_bodies(lines: list[bytes], batch: int) -> list[bytes]:
+    """Request bodies as the API server's audit webhook sends them: an ``EventList``."""
+    head = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":['
+    return [head + b",".join(lines[i : i + batch]) + b"]}" for i in range(0, len(lines), batch)]
