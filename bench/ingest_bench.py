@@ -106,9 +106,7 @@ def duckdb_append_rate(bodies: Sequence[bytes], count: int) -> float:
         store.append(batch)
         store.close()
         source = duckdb.connect(str(Path(tmp) / "store" / DATABASE_FILE), read_only=True)
-        ddl = source.execute(
-            "SELECT sql FROM duckdb_tables() WHERE table_name = 'events'"
-        ).fetchone()
+        ddl = source.sql("SELECT sql FROM duckdb_tables() WHERE table_name = 'events'").fetchone()
         rows = source.sql("SELECT * FROM events").to_arrow_table()
         source.close()
         assert ddl is not None and rows.num_rows == count, "store did not keep every event"
