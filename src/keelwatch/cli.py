@@ -124,10 +124,22 @@ def serve(
 @click.option(
     "--source", "-s", required=True, help="Parser name (see `keelwatch sources`) or auto."
 )
+@click.option(
+    "--rules",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    envvar="KEELWATCH_RULES",
+    help="Sigma rules to raise alerts with while importing into --data (repeatable).",
+)
 @data_option
 @server_options
 def ingest(
-    files: tuple[Path, ...], source: str, data: Path, server: str | None, token: str | None
+    files: tuple[Path, ...],
+    source: str,
+    rules: tuple[Path, ...],
+    data: Path,
+    server: str | None,
+    token: str | None,
 ) -> None:
     """Import FILES (JSON, NDJSON, text lines, YAML, .gz) with the same rules as the server."""
     from keelwatch.importer import import_files
@@ -146,7 +158,7 @@ def ingest(
         ) as progress:
             task = progress.add_task("importing", total=total)
             summary = import_files(
-                files, source, data, server, token, lambda n: progress.advance(task, n)
+                files, source, data, server, token, lambda n: progress.advance(task, n), rules
             )
     except KeelwatchError as error:
         fail(error)

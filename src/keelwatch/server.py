@@ -8,11 +8,9 @@ from pathlib import Path
 
 import uvicorn
 
-from keelwatch.alerting.raiser import MatchSource
-from keelwatch.alerting.sigma_source import match_sources
+from keelwatch.alerting.sigma_source import load_match_sources
 from keelwatch.api.app import ServerSettings, create_app
 from keelwatch.auth import TokenStore
-from keelwatch.detect import load_rules
 from keelwatch.errors import ConfigError
 from keelwatch.ingest.service import IngestLimits
 from keelwatch.readers import record_server
@@ -20,22 +18,6 @@ from keelwatch.sources.base import ListenerSettings
 from keelwatch.store.duckdb_store import DuckDBStore
 
 log = logging.getLogger("keelwatch")
-
-
-def load_rule_sources(paths: tuple[Path, ...]) -> list[MatchSource]:
-    """Compile the rules under ``paths``; a rule that cannot load is logged and skipped."""
-    if not paths:
-        return []
-    ruleset, problems = load_rules(paths)
-    for problem in problems:
-        if not problem.unsupported:
-            log.warning("rule not loaded: %s", problem)
-    skipped = sum(1 for problem in problems if problem.unsupported)
-    log.warning(
-        "detection: %d rules loaded from %s (%d for log sources Keelwatch does not read)",
-        len(ruleset), ", ".join(map(str, paths)), skipped,
-    )  # fmt: skip
-    return list(match_sources(ruleset))
 
 
 def tune_garbage_collector() -> None:
@@ -70,7 +52,7 @@ def run_server(
             f"`keelwatch tokens create --role admin --data {data}` "
             "(or pass --insecure-no-auth on a trusted machine)"
         )
-    sources = load_rule_sources(rules)
+    sources = load_match_sources(rules)
     store = DuckDBStore(data)
     settings = ServerSettings(
         limits=IngestLimits(

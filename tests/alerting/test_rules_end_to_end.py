@@ -119,3 +119,19 @@ def test_the_rule_pack_correlates_a_burst_of_forbidden_requests_live(tmp_path: P
 
 
 BURST_ID = "425afdf0-1542-4259-8a40-47054e36d3fa"
+
+
+def test_importing_files_raises_the_same_alerts(tmp_path: Path) -> None:
+    events = tmp_path / "audit.ndjson"
+    events.write_bytes(
+        b"\n".join(orjson.dumps(e) for e in (exec_event("web-1", 1), exec_event("web-1", 2)))
+    )
+    data = tmp_path / "data"
+    result = CliRunner().invoke(
+        main, ["ingest", str(events), "--source", "k8s-audit", "--rules", str(RULES),
+               "--data", str(data)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    listed = CliRunner().invoke(main, ["alerts", "--json", "--data", str(data)])
+    alerts = [orjson.loads(line) for line in listed.stdout.splitlines()]
+    assert [(a["rule_id"], a["count"]) for a in alerts] == [(RULE_ID, 2)]

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from keelwatch.model.alert import Alert, Entity, RuleInfo
 
 Key = tuple[str, Entity]
+# How many of the latest stored alerts a restart (or an import) reopens.
+RESTORED_ALERTS = 10_000
 
 
 class Deduplicator:

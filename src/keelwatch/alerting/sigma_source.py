@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
-from keelwatch.detect import Correlation, Rule, RuleSet
+from keelwatch.detect import Correlation, Rule, RuleSet, load_rules
 from keelwatch.detect.correlation import CorrelationEngine
 from keelwatch.model.alert import RuleInfo
 from keelwatch.model.fields import Fields
+
+log = logging.getLogger("keelwatch")
 
 
 def alert_rule(rule: Rule | Correlation, origin: str = "sigma") -> RuleInfo:
@@ -58,3 +62,19 @@ class SigmaMatches:
 def match_sources(rules: RuleSet) -> list[SigmaMatches]:
     """The match sources a loaded rule set contributes to alerting."""
     return [SigmaMatches(rules)] if len(rules) or rules.correlations else []
+
+
+def load_match_sources(paths: Sequence[Path]) -> list[SigmaMatches]:
+    """Compile the rules under ``paths``; a rule that cannot load is logged and skipped."""
+    if not paths:
+        return []
+    ruleset, problems = load_rules(paths)
+    for problem in problems:
+        if not problem.unsupported:
+            log.warning("rule not loaded: %s", problem)
+    skipped = sum(1 for problem in problems if problem.unsupported)
+    log.warning(
+        "detection: %d rules loaded from %s (%d for log sources Keelwatch does not read)",
+        len(ruleset), ", ".join(map(str, paths)), skipped,
+    )  # fmt: skip
+    return match_sources(ruleset)

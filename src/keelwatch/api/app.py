@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from keelwatch.alerting.dedup import Deduplicator
+from keelwatch.alerting.dedup import RESTORED_ALERTS, Deduplicator
 from keelwatch.alerting.hunt import hunt
 from keelwatch.alerting.raiser import AlertRaiser, MatchSource
 from keelwatch.alerting.runtime import runtime_alerts
@@ -43,7 +43,6 @@ from keelwatch.store.base import Store, Table
 
 log = logging.getLogger(__name__)
 MAX_LIMIT = 10_000
-RESTORED_ALERTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
