@@ -128,7 +128,8 @@ def build(target: Path, size: int, log: bool = True) -> list[str]:
                 print(f"  loaded {done:,} / {size:,} ({rate:,.0f} events/s)", flush=True)
     finally:
         store.close()
-    con = duckdb.connect(str(target / DATABASE_FILE), config={"enable_progress_bar": False})
+    con = duckdb.connect(str(target / DATABASE_FILE))
+    con.execute("SET enable_progress_bar = false")
     con.execute("CHECKPOINT")
     con.close()
     return ids
