@@ -1,11 +1,13 @@
 """Compile a query AST to a parameterized SQL condition. Values are never put in the SQL text.
 
 Identifiers in the SQL text come only from the fixed column map; a field without a column is
-read from the ``doc`` JSON column with its JSON path passed as a parameter.
+read from the ``doc`` JSON column with its JSON path passed as a parameter. A store may pass a
+``locate`` function that narrows an exact ``event.id`` match to ``seq`` ranges (store/id_filter.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +30,10 @@ from keelwatch.query.timerange import read_timestamp
 from keelwatch.store.columns import EVENT_COLUMNS, Column
 
 TEXT_FIELDS = frozenset({"message"})  # matched as case-insensitive substrings, like analysed text
+ID_FIELD = "event.id"
+
+# ``[start, end)`` ranges of ``seq`` that may hold an event id, or None when the store cannot say
+Locate = Callable[[str], list[tuple[int, int]] | None]
 
 
 @dataclass(slots=True)
@@ -72,8 +78,11 @@ def _moment(value: str) -> datetime | None:
 class QueryCompiler:
     """Compiles queries against one table: its columns, a ``doc`` JSON and an ``original`` text."""
 
-    def __init__(self, columns: tuple[Column, ...] = EVENT_COLUMNS) -> None:
+    def __init__(
+        self, columns: tuple[Column, ...] = EVENT_COLUMNS, locate: Locate | None = None
+    ) -> None:
         self.columns = {column.field: column for column in columns}
+        self.locate = locate
 
     def compile(self, query: str | Node) -> Condition:
         node = parse(query) if isinstance(query, str) else query
@@ -158,7 +167,22 @@ class QueryCompiler:
             if moment is None:
                 raise QueryError(f"{column.field}: {node.value!r} is not a timestamp")
             return Condition(f"({column.name} = ?)", [moment])
+        if column.field == ID_FIELD and self.locate is not None:
+            return self._match_id(column, node.value, self.locate)
         return Condition(f"({column.name} = ?)", [node.value])
+
+    @staticmethod
+    def _match_id(column: Column, value: str, locate: Locate) -> Condition:
+        ranges = locate(value)
+        if ranges is None:
+            return Condition(f"({column.name} = ?)", [value])
+        if not ranges:
+            return Condition("FALSE")
+        within = " OR ".join("(seq >= ? AND seq < ?)" for _ in ranges)
+        return Condition(
+            f"({column.name} = ? AND ({within}))",
+            [value, *(bound for pair in ranges for bound in pair)],
+        )
 
     def _compare(self, node: Compare) -> Condition:
         self._check(node.field)

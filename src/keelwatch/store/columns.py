@@ -1,8 +1,10 @@
 """Which schema fields get a typed column of their own.
 
-Every field is kept in the ``doc`` JSON column; the fields below are also promoted to typed
-columns because searches, histograms and rules use them most. The query compiler reads a
-promoted field from its column and any other field from ``doc``.
+The fields below are promoted to typed columns because searches, histograms and rules use them
+most. A value its column holds exactly (see ``Column.holds``) is stored only there; any other
+value stays in the ``doc`` JSON (the column then holds a lossy copy or NULL). The query compiler
+reads a promoted field from its column and any other field from ``doc``; the ``events`` view puts
+the full ``doc`` back together (see store/layout.py).
 """
 
 from __future__ import annotations
@@ -63,6 +65,20 @@ class Column:
     @property
     def temporal(self) -> bool:
         return self.sql_type == "TIMESTAMP"
+
+    def holds(self, value: Any) -> bool:
+        """Whether the column gives ``value`` back exactly, so ``doc`` need not keep it."""
+        if self.sql_type == "VARCHAR":
+            return type(value) is str
+        if self.temporal:  # naive datetimes would render differently; they stay in doc
+            return type(value) is datetime and value.tzinfo is not None
+        return type(value) is int and self.coerce(value) is not None
+
+    def json_sql(self) -> str:
+        """A SQL expression rendering the column as JSON text, as ``model.fields.dumps`` does."""
+        if self.temporal:
+            return f"'\"' || strftime({self.name}, '%Y-%m-%dT%H:%M:%S.%fZ') || '\"'"
+        return f"CAST(to_json({self.name}) AS VARCHAR)"
 
 
 def _col(field: str, name: str, sql_type: str = "VARCHAR") -> Column:

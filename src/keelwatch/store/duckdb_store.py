@@ -4,6 +4,9 @@ Writes come from one thread in large Arrow batches; each batch is one transactio
 syncs its write-ahead log on commit, so a returned ``append`` is durable (see docs/adr/0001).
 Reads use their own cursors and read-only transactions. External file access is switched off
 and the configuration locked, so user SQL cannot read or write files on the server.
+
+Events and findings are stored in ``*_rows`` tables behind views of the same shape users always
+saw (store/layout.py, docs/adr/0003); a file written with another layout is refused, not read.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import pyarrow as pa
 
 from keelwatch.errors import QueryError, StoreError, StoreLocked
 from keelwatch.model.alert import Alert
-from keelwatch.model.fields import Fields, dumps
+from keelwatch.model.fields import Fields
 from keelwatch.parsers.base import Batch, DeadLetter
 from keelwatch.query.compile import Condition, QueryCompiler
 from keelwatch.query.parse import FIELD_NAME
+from keelwatch.store import id_filter, layout
 from keelwatch.store.alert_rows import ALERTS_DDL, alert_from_doc, alerts_arrow
 from keelwatch.store.base import SEARCHABLE, SearchResult, SqlResult, Table, TimeRange
 from keelwatch.store.columns import EVENT_COLUMNS, FINDING_COLUMNS, Column
@@ -38,30 +42,6 @@ _TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
     "events": EVENT_COLUMNS,
     "findings": FINDING_COLUMNS,
 }
-
-
-def _ddl(table: str, columns: tuple[Column, ...]) -> str:
-    body = ", ".join(f"{c.name} {c.sql_type}" for c in columns)
-    return f"CREATE TABLE IF NOT EXISTS {table} ({body}, doc JSON, original VARCHAR)"
-
-
-def _to_arrow(rows: list[Fields], columns: tuple[Column, ...]) -> pa.Table:
-    arrays = [
-        pa.array([column.coerce(row.get(column.field)) for row in rows], type=column.arrow_type)
-        for column in columns
-    ]
-    docs: list[str] = []
-    originals: list[str | None] = []
-    for row in rows:
-        original = row.pop("event.original", None)
-        try:
-            docs.append(dumps(row).decode())
-        finally:
-            if original is not None:
-                row["event.original"] = original
-        originals.append(original)
-    names = [column.name for column in columns] + ["doc", "original"]
-    return pa.Table.from_arrays([*arrays, pa.array(docs), pa.array(originals)], names=names)
 
 
 def _dead_letters_arrow(letters: list[DeadLetter]) -> pa.Table:
@@ -103,12 +83,65 @@ class DuckDBStore:
                 ) from None
             raise StoreError(str(error)) from None
         self._write_lock = threading.Lock()
-        self._compilers = {t: QueryCompiler(cols) for t, cols in _TABLE_COLUMNS.items()}
-        if not read_only:
+        try:
+            self._open_schema(read_only)
+        except BaseException:
+            self._con.close()
+            raise
+        self._next_seq = {table: self._max_seq(table) + 1 for table in _TABLE_COLUMNS}
+        self._id_filters = id_filter.IdFilters()
+        self._compilers = {
+            "events": QueryCompiler(EVENT_COLUMNS, locate=self._locate_event),
+            "findings": QueryCompiler(FINDING_COLUMNS),
+        }
+
+    def _open_schema(self, read_only: bool) -> None:
+        """Create the layout in a new file; refuse a file written with another layout."""
+        tables = {
+            str(row[0])
+            for row in self._con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            ).fetchall()
+        }
+        if "keelwatch_schema" in tables:
+            row = self._con.execute("SELECT max(version) FROM keelwatch_schema").fetchone()
+            found = row[0] if row else None
+        else:
+            found = 1 if "events" in tables else None  # layout 1 had no version table
+        if found is not None and found != layout.SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written with storage layout {found}; this Keelwatch reads "
+                f"layout {layout.SCHEMA_VERSION} only. Move the data directory away (or use "
+                "the Keelwatch version that wrote it) and ingest again."
+            )
+        if found is None:
+            if read_only:
+                raise StoreError(f"{self.path} holds no Keelwatch data")
+            self._create_schema()
+
+    def _create_schema(self) -> None:
+        con = self._con
+        con.execute("BEGIN")
+        try:
             for table, columns in _TABLE_COLUMNS.items():
-                self._con.execute(_ddl(table, columns))
-            self._con.execute(ALERTS_DDL)
-            self._con.execute(_DEAD_LETTERS_DDL)
+                con.execute(layout.table_ddl(table, columns))
+                con.execute(layout.view_ddl(table, columns))
+            con.execute(ALERTS_DDL)
+            con.execute(_DEAD_LETTERS_DDL)
+            con.execute(id_filter.DDL)
+            con.execute(layout.SCHEMA_DDL)
+            con.execute("INSERT INTO keelwatch_schema VALUES (?)", [layout.SCHEMA_VERSION])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+    def _max_seq(self, table: str) -> int:
+        row = self._con.execute(f"SELECT max(seq) FROM {layout.rows_table(table)}").fetchone()
+        return -1 if row is None or row[0] is None else int(row[0])
+
+    def _locate_event(self, event_id: str) -> list[tuple[int, int]] | None:
+        return self._id_filters.ranges(self._con, event_id)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -119,7 +152,12 @@ class DuckDBStore:
             try:
                 for table, rows in (("events", batch.events), ("findings", batch.findings)):
                     if rows:
-                        self._insert(table, _to_arrow(rows, _TABLE_COLUMNS[table]))
+                        first_seq = self._next_seq[table]
+                        data = layout.to_arrow(rows, _TABLE_COLUMNS[table], first_seq)
+                        self._insert(layout.rows_table(table), data)
+                        if table == "events":
+                            ids = data.column("event_id").to_pylist()
+                            self._id_filters.add(con, ids, first_seq)
                 if batch.dead_letters:
                     self._insert("dead_letters", _dead_letters_arrow(batch.dead_letters))
                 if batch.alerts:
@@ -128,6 +166,9 @@ class DuckDBStore:
             except Exception:
                 con.execute("ROLLBACK")
                 raise
+            # numbers of a rolled-back batch are simply not reused: seq only has to increase
+            self._next_seq["events"] += len(batch.events)
+            self._next_seq["findings"] += len(batch.findings)
 
     def _upsert_alerts(self, data: pa.Table) -> None:
         self._con.register("_incoming_alerts", data)
@@ -151,16 +192,21 @@ class DuckDBStore:
         moment = _naive(cutoff)
         deleted: dict[str, int] = {}
         with self._write_lock:
-            for table, column in (
-                ("events", "ts"),
-                ("findings", "ts"),
-                ("alerts", "last_seen"),
-                ("dead_letters", "received_at"),
+            for table, stored, column in (
+                ("events", layout.rows_table("events"), "ts"),
+                ("findings", layout.rows_table("findings"), "ts"),
+                ("alerts", "alerts", "last_seen"),
+                ("dead_letters", "dead_letters", "received_at"),
             ):
                 row = self._con.execute(
-                    f"DELETE FROM {table} WHERE {column} < ?", [moment]
+                    f"DELETE FROM {stored} WHERE {column} < ?", [moment]
                 ).fetchone()
                 deleted[table] = int(row[0]) if row else 0
+            if deleted["events"]:
+                row = self._con.execute(
+                    f"SELECT min(seq) FROM {layout.rows_table('events')}"
+                ).fetchone()
+                self._id_filters.forget_below(self._con, None if row is None else row[0])
         return deleted
 
     # -- reading ---------------------------------------------------------------------------
@@ -193,17 +239,12 @@ class DuckDBStore:
         cursor = self._con.cursor()
         try:
             cursor.execute(
-                f"SELECT doc, original FROM events WHERE {condition.sql} ORDER BY ts",
+                f"SELECT {layout.read_columns(EVENT_COLUMNS)} FROM {layout.rows_table('events')} "
+                f"WHERE {condition.sql} ORDER BY ts, seq",
                 condition.params,
             )
             while rows := cursor.fetchmany(batch_size):
-                batch = []
-                for doc, original in rows:
-                    event: Fields = orjson.loads(doc)
-                    if original is not None:
-                        event["event.original"] = original
-                    batch.append(event)
-                yield batch
+                yield [layout.from_row(row, EVENT_COLUMNS) for row in rows]
         except duckdb.Error as error:
             raise QueryError(str(error).splitlines()[0]) from None
         finally:
@@ -213,17 +254,14 @@ class DuckDBStore:
         self, query: str, window: TimeRange, *, limit: int = 100, table: Table = "events"
     ) -> SearchResult:
         where = self._where(table, query, window)
-        total_row = self._read(f"SELECT count(*) FROM {table} WHERE {where.sql}", where.params)
+        stored, columns = layout.rows_table(table), _TABLE_COLUMNS[table]
+        total_row = self._read(f"SELECT count(*) FROM {stored} WHERE {where.sql}", where.params)
         rows = self._read(
-            f"SELECT doc, original FROM {table} WHERE {where.sql} ORDER BY ts DESC LIMIT ?",
+            f"SELECT {layout.read_columns(columns)} FROM {stored} WHERE {where.sql} "
+            "ORDER BY ts DESC, seq DESC LIMIT ?",
             [*where.params, max(0, limit)],
         )
-        events = []
-        for doc, original in rows:
-            event = orjson.loads(doc)
-            if original is not None:
-                event["event.original"] = original
-            events.append(event)
+        events = [layout.from_row(row, columns) for row in rows]
         return SearchResult(total_row[0][0] if total_row else 0, events)
 
     def count_by(
@@ -237,7 +275,8 @@ class DuckDBStore:
             (column.name, []) if column else ("json_extract_string(doc, ?)", [f'$."{field}"'])
         )
         rows = self._read(
-            f"SELECT {key_sql} AS value, count(*) AS n FROM {table} WHERE {where.sql} "
+            f"SELECT {key_sql} AS value, count(*) AS n FROM {layout.rows_table(table)} "
+            f"WHERE {where.sql} "
             "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?",
             [*key_params, *where.params, max(0, limit)],
         )
@@ -329,7 +368,8 @@ class DuckDBStore:
     def counts(self) -> dict[str, int]:
         result = {}
         for table in ("events", "findings", "alerts", "dead_letters"):
-            row = self._read(f"SELECT count(*) FROM {table}", [])
+            stored = layout.rows_table(table) if table in _TABLE_COLUMNS else table
+            row = self._read(f"SELECT count(*) FROM {stored}", [])
             result[table] = int(row[0][0]) if row else 0
         return result
 
