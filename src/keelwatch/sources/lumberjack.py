@@ -43,6 +43,8 @@ from keelwatch.sources.lumberjack_codec import (
 
 log = logging.getLogger(__name__)
 
+# asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that lands as its awaitable
+# finishes, and ``stop`` would then wait for a connection that never ends.
 PROTOCOL = "lumberjack"
 READ_CHUNK_BYTES = 64 * 1024
 KEEPALIVE_SECONDS = 5.0  # Beats time out after 30 s without an ACK by default
@@ -96,9 +98,20 @@ class LumberjackListener:
             self._server = None
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        # asyncio's own task for this callback must not be cancelled (3.11 logs that as an
+        # error): ``stop`` cancels this inner one instead.
+        task = asyncio.create_task(self._handle(reader, writer))
         self._tasks.add(task)
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+        finally:
+            self._tasks.discard(task)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         try:
@@ -113,10 +126,10 @@ class LumberjackListener:
                 if not self._connections[client]:
                     del self._connections[client]
         finally:
-            self._tasks.discard(task)
             writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError, asyncio.CancelledError):
-                await asyncio.wait_for(writer.wait_closed(), 5)
+            with contextlib.suppress(OSError, ssl.SSLError):  # TimeoutError is an OSError
+                async with asyncio.timeout(5):
+                    await writer.wait_closed()
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str
@@ -210,9 +223,8 @@ class _Connection:
 
     async def _read(self, *, mid_window: bool) -> bytes:
         try:
-            return await asyncio.wait_for(
-                self.reader.read(READ_CHUNK_BYTES), self.listener.idle_timeout_seconds
-            )
+            async with asyncio.timeout(self.listener.idle_timeout_seconds):
+                return await self.reader.read(READ_CHUNK_BYTES)
         except TimeoutError:
             if mid_window:
                 raise ProtocolViolation(
@@ -276,7 +288,8 @@ class _Connection:
     async def _send(self, frame: bytes) -> None:
         self.writer.write(frame)
         try:
-            await asyncio.wait_for(self.writer.drain(), self.listener.idle_timeout_seconds)
+            async with asyncio.timeout(self.listener.idle_timeout_seconds):
+                await self.writer.drain()
         except TimeoutError:
             raise ProtocolViolation("ack_not_read", "the client does not read its ACKs") from None
 
