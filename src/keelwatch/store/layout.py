@@ -66,24 +66,33 @@ def view_ddl(table: str, columns: tuple[Column, ...]) -> str:
 def to_arrow(rows: list[Fields], columns: tuple[Column, ...], first_seq: int) -> pa.Table:
     """One Arrow table for ``rows`` in the stored layout; the caller's dicts are not changed."""
     count = len(rows)
-    rests = [dict(row) for row in rows]
+    index = {c.field: (bit, c.holds, c.coerce) for bit, c in enumerate(columns)}
+    values: list[list[Any]] = [[None] * count for _ in columns]
     masks = [0] * count
-    arrays = []
-    for bit, column in enumerate(columns):
-        field, flag = column.field, 1 << bit
-        values = [row.get(field) for row in rows]
-        for i, value in enumerate(values):
-            if value is not None and column.holds(value):
-                del rests[i][field]
-                masks[i] |= flag
-        arrays.append(pa.array([column.coerce(v) for v in values], type=column.arrow_type))
-    originals = [rest.pop("event.original", None) for rest in rests]
-    docs = [dumps(rest).decode() for rest in rests]
+    docs: list[str] = []
+    originals: list[str | None] = []
+    for i, row in enumerate(rows):
+        rest = dict(row)
+        mask = 0
+        for field in row.keys() & index:  # the few promoted fields a row has, not every column
+            value = rest[field]
+            if value is None:
+                continue
+            bit, holds, coerce = index[field]
+            if holds(value):  # kept only in the column, which needs no coercion either
+                values[bit][i] = value
+                del rest[field]
+                mask |= 1 << bit
+            else:
+                values[bit][i] = coerce(value)
+        masks[i] = mask
+        originals.append(rest.pop("event.original", None))
+        docs.append(dumps(rest).decode())
     names = ["seq", *(c.name for c in columns), "in_column", "doc", "original"]
     return pa.Table.from_arrays(
         [
             pa.array(range(first_seq, first_seq + count), type=pa.int64()),
-            *arrays,
+            *(pa.array(v, type=c.arrow_type) for v, c in zip(values, columns, strict=True)),
             pa.array(masks, type=pa.int64()),
             pa.array(docs, type=pa.string()),
             pa.array(originals, type=pa.string()),
