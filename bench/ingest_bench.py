@@ -106,10 +106,9 @@ def duckdb_append_rate(bodies: Sequence[bytes], count: int) -> float:
         store.append(batch)
         store.close()
         source = duckdb.connect(str(Path(tmp) / "store" / DATABASE_FILE), read_only=True)
-        ddl = source.sql("SELECT sql FROM duckdb_tables() WHERE table_name = 'events'").fetchall()
-        rows = source.sql("SELECT * FROM events").to_arrow_table()
+        rows = source.sql("SELECT * FROM events").to_arrow_table()  # the rows as users see them
         source.close()
-        assert len(ddl) == 1 and rows.num_rows == count, "store did not keep every event"
+        assert rows.num_rows == count, "store did not keep every event"
 
         def append(target: duckdb.DuckDBPyConnection) -> None:
             target.execute("BEGIN")
@@ -121,7 +120,9 @@ def duckdb_append_rate(bodies: Sequence[bytes], count: int) -> float:
         seconds = []
         for attempt in range(3):
             target = duckdb.connect(str(Path(tmp) / f"plain-{attempt}.duckdb"))
-            target.execute(ddl[0][0])
+            target.register("incoming", rows)
+            target.execute("CREATE TABLE events AS SELECT * FROM incoming WHERE false")
+            target.unregister("incoming")
             seconds.append(cpu_seconds(lambda t=target: append(t))[1])  # type: ignore[misc]
             target.close()
         return count / min(seconds)

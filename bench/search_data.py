@@ -26,7 +26,7 @@ from bench.workload import audit_lines, ndjson_bodies
 from keelwatch.ingest.service import build_batch
 from keelwatch.model.fields import Fields
 from keelwatch.parsers.base import Batch
-from keelwatch.store.columns import EVENT_COLUMNS
+from keelwatch.store import duckdb_store
 from keelwatch.store.duckdb_store import DATABASE_FILE, DuckDBStore
 
 DATA_VERSION = 1  # bump when the synthetic data below changes
@@ -52,9 +52,11 @@ class Dataset:
 
 
 def cache_key(size: int) -> str:
-    columns = ",".join(f"{c.field}:{c.name}:{c.sql_type}" for c in EVENT_COLUMNS)
-    digest = hashlib.sha256(f"{DATA_VERSION}|{columns}".encode()).hexdigest()[:12]
-    return f"search-{size}-{digest}"
+    """Size, data version and the store package's code: a changed layout builds anew."""
+    digest = hashlib.sha256(str(DATA_VERSION).encode())
+    for source in sorted(Path(str(duckdb_store.__file__)).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return f"search-{size}-{digest.hexdigest()[:12]}"
 
 
 def _user_pool(rng: random.Random) -> list[str]:
