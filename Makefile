@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 
 
-.PHONY: help venv run demo test test-deps lint typecheck clean
+.PHONY: help venv run demo test test-deps lint typecheck clean bench bench-quick
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,6 +39,12 @@ lint: venv  ## ruff and mypy only
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+
+bench: venv  ## run every benchmark (bench/) at full size and append the results to docs/benchmarks.md
+	$(BIN)/python -m bench.run
+
+bench-quick: venv  ## run every benchmark at tiny sizes, recording nothing
+	$(BIN)/python -m bench.run --quick
 
 clean:  ## remove the virtual environment and caches (not the data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
