@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from keelwatch.simulate.cluster import KUBECTL_AGENT, KUBELET_AGENT, Identity
+from keelwatch.simulate import manifests
+from keelwatch.simulate.api_calls import (
+    ADMIN_REASON,
+    CONTROL_PLANE_IP,
+    caller,
+    cert_manager,
+    ci_deployer,
+    controller,
+    deployment_ref,
+    kubectl,
+    kubectl_list,
+    kubelet,
+    pod_ref,
+)
+from keelwatch.simulate.cluster import Identity
 from keelwatch.simulate.records import SimRecord, rbac_reason
 from keelwatch.simulate.traffic import Traffic
-
-CERT_MANAGER_AGENT = "cert-manager-certificates-issuing/v1.14.5 (linux/amd64) cert-manager/7ba0ccd"
-CONTROLLER_AGENT = (
-    "kube-controller-manager/v1.29.4 (linux/amd64) kubernetes/55019c8/"
-    "system:serviceaccount:kube-system:{}"
-)
 
 
 class AuditTraffic(Traffic):
@@ -26,15 +34,12 @@ class AuditTraffic(Traffic):
         return self._audit(
             when,
             verb="update",
-            user=self._node_identity(node),
-            source_ip=self._node_ip(node),
-            user_agent=KUBELET_AGENT,
+            **kubelet(node),
             resource="leases",
             namespace="kube-node-lease",
-            name=node,
+            name=node.name,
             group="coordination.k8s.io",
             query="timeout=10s",
-            reason="",
         )
 
     def node_status(self, when: datetime) -> SimRecord:
@@ -42,11 +47,9 @@ class AuditTraffic(Traffic):
         return self._audit(
             when,
             verb="patch",
-            user=self._node_identity(node),
-            source_ip=self._node_ip(node),
-            user_agent=KUBELET_AGENT,
+            **kubelet(node),
             resource="nodes",
-            name=node,
+            name=node.name,
             subresource="status",
         )
 
@@ -56,17 +59,17 @@ class AuditTraffic(Traffic):
         return self._audit(
             when,
             verb="update",
-            user=user,
-            source_ip="10.0.0.10",
-            user_agent=f"{component}/v1.29.4 (linux/amd64) kubernetes/55019c8/leader-election",
+            **caller(
+                user,
+                CONTROL_PLANE_IP,
+                f"{component}/v1.29.4 (linux/amd64) kubernetes/55019c8/leader-election",
+                rbac_reason(user.username, user.username, f'User "{user.username}"'),
+            ),
             resource="leases",
             namespace="kube-system",
             name=component,
             group="coordination.k8s.io",
             query="timeout=5s",
-            reason=rbac_reason(
-                f"system:{component}", f"system:{component}", f'User "system:{component}"'
-            ),
         )
 
     def endpoint_slice(self, when: datetime) -> SimRecord:
@@ -74,96 +77,48 @@ class AuditTraffic(Traffic):
         return self._audit(
             when,
             verb="update",
-            user=self.controllers["endpointslice-controller"],
-            source_ip="10.0.0.10",
-            user_agent=CONTROLLER_AGENT.format("endpointslice-controller"),
+            **controller(self.controllers["endpointslice-controller"], rbac=True),
             resource="endpointslices",
             namespace=workload.namespace,
             name=f"{workload.name}-{self.ids.suffix(5)}",
             group="discovery.k8s.io",
-            reason=rbac_reason(
-                "system:controller:endpointslice-controller",
-                "system:controller:endpointslice-controller",
-                'ServiceAccount "endpointslice-controller/kube-system"',
-            ),
         )
 
     def human_read(self, when: datetime) -> SimRecord:
         human = self.rng.choice(self.cluster.humans)
         workload = self.rng.choice(self.apps)
         choice = self.rng.randrange(6)
-        common = {
-            "user": human.identity,
-            "source_ip": human.source_ip,
-            "user_agent": KUBECTL_AGENT,
-            "reason": rbac_reason(
+        common = kubectl(
+            human,
+            rbac_reason(
                 "developers-view" if not human.admin else "platform-admins",
                 "view" if not human.admin else "cluster-admin",
                 f'Group "{human.identity.groups[0]}"',
             ),
-        }
+        )
         if choice == 0:
-            return self._audit(
-                when,
-                verb="list",
-                resource="pods",
-                namespace=workload.namespace,
-                query="limit=500",
-                **common,
-            )
+            return self._audit(when, **kubectl_list("pods", workload.namespace), **common)
         if choice == 1:
-            pod = self._pick(workload.pods)
-            return self._audit(
-                when, verb="get", resource="pods", namespace=pod.namespace, name=pod.name, **common
-            )
+            return self._audit(when, verb="get", **pod_ref(self._pick(workload.pods)), **common)
         if choice == 2:
             pod = self._pick(workload.pods)
-            return self._audit(
-                when,
-                verb="get",
-                resource="pods",
-                namespace=pod.namespace,
-                name=pod.name,
-                subresource="log",
-                query=f"container={pod.container}&tailLines=200",
-                **common,
-            )
+            query = f"container={pod.container}&tailLines=200"
+            return self._audit(when, verb="get", **pod_ref(pod, "log"), query=query, **common)
         if choice == 3:
-            return self._audit(
-                when,
-                verb="get",
-                resource="deployments",
-                namespace=workload.namespace,
-                name=workload.name,
-                group="apps",
-                **common,
-            )
+            return self._audit(when, verb="get", **deployment_ref(workload), **common)
         if choice == 4:
-            return self._audit(
-                when,
-                verb="list",
-                resource="events",
-                namespace=workload.namespace,
-                query="limit=500",
-                **common,
-            )
-        return self._audit(when, verb="list", resource="namespaces", query="limit=500", **common)
+            return self._audit(when, **kubectl_list("events", workload.namespace), **common)
+        return self._audit(when, **kubectl_list("namespaces"), **common)
 
     def human_write(self, when: datetime) -> SimRecord:
         human = self.rng.choice(self.cluster.admins())
         workload = self.rng.choice(self.apps)
         pod = self._pick(workload.pods)
-        reason = rbac_reason("platform-admins", "cluster-admin", 'Group "platform-admins"')
         return self._audit(
             when,
             verb="delete",
-            user=human.identity,
-            source_ip=human.source_ip,
-            user_agent=KUBECTL_AGENT,
-            resource="pods",
-            namespace=pod.namespace,
-            name=pod.name,
-            reason=reason,
+            **kubectl(human, ADMIN_REASON),
+            **pod_ref(pod),
             request_object={
                 "kind": "DeleteOptions",
                 "apiVersion": "v1",
@@ -185,18 +140,10 @@ class AuditTraffic(Traffic):
         return self._audit(
             when,
             verb="patch",
-            user=self.cluster.ci_deployer,
-            source_ip="10.30.4.17",
-            user_agent="kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819",
-            resource="deployments",
-            namespace=workload.namespace,
-            name=workload.name,
-            group="apps",
+            **ci_deployer(self.cluster.ci_deployer),
+            **deployment_ref(workload),
             request_object=patch,
             query="fieldManager=kubectl-client-side-apply",
-            reason=rbac_reason(
-                "ci-deployer", "edit", 'ServiceAccount "deployer/ci"', cluster=False
-            ),
         )
 
     def operator_secret(self, when: datetime) -> SimRecord:
@@ -205,17 +152,13 @@ class AuditTraffic(Traffic):
         return self._audit(
             when,
             verb=verb,
-            user=self.cert_manager,
-            source_ip=self._pick(self.cluster.workload("cert-manager", "cert-manager").pods).ip,
-            user_agent=CERT_MANAGER_AGENT,
+            **cert_manager(
+                self.cert_manager,
+                self._pick(self.cluster.workload("cert-manager", "cert-manager").pods).ip,
+            ),
             resource="secrets",
             namespace=workload.namespace,
             name=f"{workload.name}-tls",
-            reason=rbac_reason(
-                "cert-manager-controller-certificates",
-                "cert-manager-controller-certificates",
-                'ServiceAccount "cert-manager/cert-manager"',
-            ),
         )
 
     def token_review(self, when: datetime) -> SimRecord:
@@ -239,9 +182,7 @@ class AuditTraffic(Traffic):
         return self._audit(
             when,
             verb="create",
-            user=self._node_identity(pod.node.name),
-            source_ip=pod.node.ip,
-            user_agent=KUBELET_AGENT,
+            **kubelet(pod.node),
             resource="serviceaccounts",
             namespace=pod.namespace,
             name=pod.service_account,
@@ -253,32 +194,12 @@ class AuditTraffic(Traffic):
         return self._audit(
             when,
             verb="update",
-            user=self.controllers["horizontal-pod-autoscaler"],
-            source_ip="10.0.0.10",
-            user_agent=CONTROLLER_AGENT.format("horizontal-pod-autoscaler"),
-            resource="deployments",
-            namespace=workload.namespace,
-            name=workload.name,
-            subresource="scale",
-            group="apps",
-            request_object={
-                "kind": "Scale",
-                "apiVersion": "autoscaling/v1",
-                "spec": {"replicas": self.rng.randrange(2, 6)},
-            },
+            **controller(self.controllers["horizontal-pod-autoscaler"]),
+            **deployment_ref(workload, "scale"),
+            request_object=manifests.scale(self.rng.randrange(2, 6)),
         )
 
     def stray_forbidden(self, when: datetime) -> SimRecord:
         human = self.rng.choice(self.cluster.developers())
         namespace = self.rng.choice(self.cluster.namespaces)
-        return self._audit(
-            when,
-            verb="list",
-            user=human.identity,
-            source_ip=human.source_ip,
-            user_agent=KUBECTL_AGENT,
-            resource="secrets",
-            namespace=namespace,
-            code=403,
-            query="limit=500",
-        )
+        return self._audit(when, **kubectl_list("secrets", namespace), **kubectl(human), code=403)

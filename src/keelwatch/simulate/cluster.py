@@ -72,6 +72,9 @@ class Ids:
     def suffix(self, length: int) -> str:
         return "".join(self.rng.choice(SUFFIX_ALPHABET) for _ in range(length))
 
+    def ephemeral_port(self) -> int:
+        return self.rng.randrange(32768, 60999)
+
     def exec_id(self, node: str, pid: int) -> str:
         """Tetragon's process id: base64 of ``node:ktime:pid``."""
         ktime = self.rng.randrange(10**13, 10**14)

@@ -8,6 +8,11 @@ from typing import Any
 Volume = tuple[str, str, str]  # (name, host path, mount path)
 
 
+def present(**fields: Any) -> dict[str, Any]:
+    """The fields that have a value, in order: Kubernetes leaves out the empty ones."""
+    return {key: value for key, value in fields.items() if value}
+
+
 def container(
     name: str,
     image: str,
@@ -71,14 +76,9 @@ def pod_spec(
             {"name": name, "hostPath": {"path": host, "type": ""}} for name, host, _ in volumes
         ]
     spec["serviceAccountName"] = service_account
-    if node_name:
-        spec["nodeName"] = node_name
-    if host_pid:
-        spec["hostPID"] = True
-    if host_network:
-        spec["hostNetwork"] = True
-    if host_ipc:
-        spec["hostIPC"] = True
+    spec.update(
+        present(nodeName=node_name, hostPID=host_pid, hostNetwork=host_network, hostIPC=host_ipc)
+    )
     spec["dnsPolicy"] = "ClusterFirst"
     spec["terminationGracePeriodSeconds"] = 30
     return spec
@@ -87,14 +87,7 @@ def pod_spec(
 def metadata(
     name: str | None, namespace: str | None, labels: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    if name:
-        meta["name"] = name
-    if namespace:
-        meta["namespace"] = namespace
-    if labels:
-        meta["labels"] = labels
-    return meta
+    return present(name=name, namespace=namespace, labels=labels)
 
 
 def pod(
@@ -124,6 +117,11 @@ def workload(
         "metadata": metadata(name, namespace, labels),
         "spec": body,
     }
+
+
+def scale(replicas: int) -> dict[str, Any]:
+    """The Scale subresource an autoscaler writes."""
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1", "spec": {"replicas": replicas}}
 
 
 def cronjob(name: str, namespace: str, schedule: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from keelwatch.simulate.cluster import Identity, Ids, Pod
+from keelwatch.simulate.manifests import present
 
 AUDIT, FALCO, TETRAGON, HUBBLE, CONTAINER = "k8s-audit", "falco", "tetragon", "hubble", "container"
 SOURCES = (AUDIT, FALCO, TETRAGON, HUBBLE, CONTAINER)
@@ -54,14 +55,8 @@ def request_uri(
     query: str = "",
 ) -> str:
     path = f"/apis/{group}/{version}" if group else f"/api/{version}"
-    if namespace:
-        path += f"/namespaces/{namespace}"
-    if resource:
-        path += f"/{resource}"
-    if name:
-        path += f"/{name}"
-    if subresource:
-        path += f"/{subresource}"
+    namespaced = f"namespaces/{namespace}" if namespace else None
+    path += "".join(f"/{part}" for part in (namespaced, resource, name, subresource) if part)
     return path + (f"?{query}" if query else "")
 
 
@@ -114,17 +109,16 @@ def audit_event(
     event["sourceIPs"] = [source_ip]
     event["userAgent"] = user_agent
     if resource:
-        ref: dict[str, Any] = {"resource": resource}
-        for key, value in (
-            ("namespace", namespace),
-            ("name", name),
-            ("apiGroup", group or None),
-            ("apiVersion", version),
-            ("subresource", subresource),
-        ):
-            if value:
-                ref[key] = value
-        event["objectRef"] = ref
+        event["objectRef"] = {
+            "resource": resource,
+            **present(
+                namespace=namespace,
+                name=name,
+                apiGroup=group,
+                apiVersion=version,
+                subresource=subresource,
+            ),
+        }
     if code < 400:
         event["responseStatus"] = {"metadata": {}, "code": code}
     else:
@@ -196,43 +190,87 @@ def rbac_reason(binding: str, role: str, subject: str, cluster: bool = True) -> 
 # -- Falco -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class FalcoRule:
+    """A stock Falco rule as its alerts show it."""
+
+    name: str
+    priority: str
+    text: str  # the output line's message, before the fields
+    tags: tuple[str, ...]
+
+
+API_SERVER_CONTACT = FalcoRule(
+    "Contact K8S API Server From Container",
+    "Notice",
+    "Unexpected connection to K8s API Server from container",
+    ("T1565", "container", "k8s", "maturity_stable", "mitre_discovery", "network"),
+)
+TERMINAL_SHELL = FalcoRule(
+    "Terminal shell in container",
+    "Notice",
+    "A shell was spawned in a container with an attached terminal",
+    ("T1059", "container", "maturity_stable", "mitre_execution", "shell"),
+)
+PRIVILEGED_CONTAINER = FalcoRule(
+    "Launch Privileged Container",
+    "Info",
+    "Privileged container started",
+    ("T1610", "cis", "container", "maturity_incubating", "mitre_execution"),
+)
+STRATUM_MINER = FalcoRule(
+    "Detect crypto miners using the Stratum protocol",
+    "Critical",
+    "Possible miner running",
+    ("T1496", "maturity_stable", "mitre_impact", "process"),
+)
+CLOUD_METADATA = FalcoRule(
+    "Contact cloud metadata service from container",
+    "Notice",
+    "Outbound connection to cloud instance metadata service",
+    ("T1552.005", "container", "maturity_sandbox", "mitre_credential_access", "network"),
+)
+
+
 def falco_alert(
-    ids: Ids,
-    when: datetime,
-    *,
-    rule: str,
-    priority: str,
-    text: str,
-    fields: dict[str, Any],
-    tags: list[str],
-    hostname: str,
+    ids: Ids, when: datetime, rule: FalcoRule, fields: dict[str, Any], hostname: str
 ) -> dict[str, Any]:
     stamp = nano(when, ids)
     fields = {"evt.time": epoch_ns(when), **fields}
     shown = " ".join(f"{key.replace('.', '_')}={value}" for key, value in fields.items())
     return {
         "hostname": hostname,
-        "output": f"{stamp[:-1]}+0000: {priority} {text} ({shown})",
+        "output": f"{stamp[:-1]}+0000: {rule.priority} {rule.text} ({shown})",
         "output_fields": dict(sorted(fields.items())),
-        "priority": priority,
-        "rule": rule,
+        "priority": rule.priority,
+        "rule": rule.name,
         "source": "syscall",
-        "tags": sorted(tags),
+        "tags": sorted(rule.tags),
         "time": stamp,
         "uuid": ids.uuid(),
     }
 
 
 def falco_process_fields(
-    pod: Pod, *, command: str, exe: str, parent: str, pid: int, user: str = "root", uid: int = 0
+    pod: Pod,
+    *,
+    command: str,
+    exe: str,
+    parent: str,
+    pid: int,
+    user: str = "root",
+    uid: int = 0,
+    connection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The fields of a process's syscall: ``execve``, or ``connect`` with the ``fd.*`` fields
+    of ``connection`` (in the output line's order)."""
     repository, _, tag = pod.image.rpartition(":")
-    return {
+    fields: dict[str, Any] = {
         "container.id": pod.container_id[:12],
         "container.image.repository": repository,
         "container.image.tag": tag,
         "container.name": pod.container,
-        "evt.type": "execve",
+        "evt.type": "connect" if connection else "execve",
         "k8s.ns.name": pod.namespace,
         "k8s.pod.name": pod.name,
         "proc.cmdline": command,
@@ -244,6 +282,7 @@ def falco_process_fields(
         "user.name": user,
         "user.uid": uid,
     }
+    return {**fields, **(connection or {})}
 
 
 # -- container logs (Fluent Bit) ---------------------------------------------------------------

@@ -70,11 +70,11 @@ def tetragon_pod(pod: Pod) -> dict[str, Any]:
 
 
 def tetragon_event(
-    ids: Ids, when: datetime, node: Node, kind: str, body: dict[str, Any]
+    ids: Ids, when: datetime, node_name: str, kind: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         kind: body,
-        "node_name": node.name,
+        "node_name": node_name,
         "cluster_name": CLUSTER_NAME,
         "time": nano(when, ids),
     }
@@ -115,7 +115,7 @@ def tetragon_exec(
         parent_exec_id=parent["exec_id"],
     )
     return tetragon_event(
-        ids, when, pod.node, "process_exec", {"process": process, "parent": parent}
+        ids, when, pod.node.name, "process_exec", {"process": process, "parent": parent}
     )
 
 
@@ -125,13 +125,7 @@ def tetragon_exit(
     body = dict(exec_record["process_exec"])
     body["status"] = status
     body["time"] = nano(when, ids)
-    node = exec_record["node_name"]
-    return {
-        "process_exit": body,
-        "node_name": node,
-        "cluster_name": CLUSTER_NAME,
-        "time": nano(when, ids),
-    }
+    return tetragon_event(ids, when, exec_record["node_name"], "process_exit", body)
 
 
 def tetragon_connect(
@@ -166,12 +160,7 @@ def tetragon_connect(
         "policy_name": policy,
         "return_action": "KPROBE_ACTION_POST",
     }
-    return {
-        "process_kprobe": body,
-        "node_name": exec_record["node_name"],
-        "cluster_name": CLUSTER_NAME,
-        "time": nano(when, ids),
-    }
+    return tetragon_event(ids, when, exec_record["node_name"], "process_kprobe", body)
 
 
 # -- Hubble ------------------------------------------------------------------------------------
@@ -204,17 +193,25 @@ def identity_of(pod: Pod) -> int:
     return 10_000 + sum(map(ord, f"{pod.namespace}/{pod.workload}")) * 7 % 50_000
 
 
+def _endpoint_ip(endpoint: Pod | dict[str, Any], ip: str | None) -> str:
+    if ip is not None:
+        return ip
+    if isinstance(endpoint, Pod):
+        return endpoint.ip
+    raise ValueError(f"an endpoint that is not a pod needs its address: {endpoint}")
+
+
 def hubble_flow(
     ids: Ids,
     when: datetime,
     *,
-    node: Node,
     source: Pod | dict[str, Any],
     destination: Pod | dict[str, Any],
-    source_ip: str,
-    destination_ip: str,
-    source_port: int,
-    destination_port: int,
+    source_ip: str | None = None,
+    destination_ip: str | None = None,
+    source_port: int | None = None,
+    destination_port: int | None = None,
+    node: Node | None = None,
     protocol: str = "TCP",
     direction: str = "EGRESS",
     verdict: str = "FORWARDED",
@@ -222,6 +219,25 @@ def hubble_flow(
     destination_names: list[str] | None = None,
     dns_query: str | None = None,
 ) -> dict[str, Any]:
+    """A flow between two endpoints (a pod, or WORLD/HOST with an explicit address).
+
+    Addresses and the destination port default to the pods' own, the source port to an
+    ephemeral one, and the node to where Hubble observes the flow: the source's node for
+    egress, the destination's for ingress.
+    """
+    if source_port is None:
+        source_port = ids.ephemeral_port()
+    source_ip = _endpoint_ip(source, source_ip)
+    destination_ip = _endpoint_ip(destination, destination_ip)
+    if destination_port is None:
+        if not isinstance(destination, Pod):
+            raise ValueError("a destination that is not a pod needs its port")
+        destination_port = destination.port
+    if node is None:
+        observer = source if direction == "EGRESS" else destination
+        if not isinstance(observer, Pod):
+            raise ValueError(f"no node observes a {direction} flow from {observer}")
+        node = observer.node
     stamp = nano(when, ids)
     flow: dict[str, Any] = {"time": stamp, "uuid": ids.uuid(), "verdict": verdict}
     if verdict == "DROPPED":

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from keelwatch.simulate.cluster import Pod
 from keelwatch.simulate.records import (
+    API_SERVER_CONTACT,
     CONTAINER,
     FALCO,
-    HUBBLE,
     TETRAGON,
     SimRecord,
     container_record,
@@ -17,15 +18,24 @@ from keelwatch.simulate.records import (
 from keelwatch.simulate.runtime_records import (
     HOST,
     WORLD,
-    hubble_flow,
     tetragon_connect,
     tetragon_exec,
     tetragon_exit,
 )
 from keelwatch.simulate.traffic import Traffic
 
+# Where an application without known external services sends its telemetry.
+DEFAULT_EXTERNAL = ("", "198.51.100.90", 443)
+
 
 class RuntimeTraffic(Traffic):
+    def _external_call(self) -> tuple[Pod, tuple[str, str, int]]:
+        """A pod of an application that calls out, and one of its external services."""
+        callers = [w for w in self.apps if w.externals] or self.apps
+        caller = self.rng.choice(callers)
+        pod = self._pick(caller.pods)
+        return pod, self.rng.choice(caller.externals) if caller.externals else DEFAULT_EXTERNAL
+
     # -- Hubble ----------------------------------------------------------------------------
 
     def service_flow(self, when: datetime) -> SimRecord:
@@ -33,39 +43,16 @@ class RuntimeTraffic(Traffic):
         caller = self.rng.choice(callers)
         source = self._pick(caller.pods)
         target = self._pick(self.rng.choice(caller.talks_to).pods) if caller.talks_to else source
-        port = self.rng.randrange(32768, 60999)
+        port = self.ids.ephemeral_port()
         if self.rng.random() < 0.5:  # seen leaving the caller's node
-            return SimRecord(
-                when,
-                HUBBLE,
-                hubble_flow(
-                    self.ids,
-                    when,
-                    node=source.node,
-                    source=source,
-                    destination=target,
-                    source_ip=source.ip,
-                    destination_ip=target.ip,
-                    source_port=port,
-                    destination_port=target.port,
-                ),
-            )
-        return SimRecord(
+            return self._flow(when, source=source, destination=target, source_port=port)
+        return self._flow(
             when,
-            HUBBLE,
-            hubble_flow(
-                self.ids,
-                when,
-                node=target.node,
-                source=source,
-                destination=target,
-                source_ip=source.ip,
-                destination_ip=target.ip,
-                source_port=port,
-                destination_port=target.port,
-                direction="INGRESS",
-                reply=self.rng.random() < 0.3,
-            ),
+            source=source,
+            destination=target,
+            source_port=port,
+            direction="INGRESS",
+            reply=self.rng.random() < 0.3,
         )
 
     def dns_flow(self, when: datetime) -> SimRecord:
@@ -77,85 +64,36 @@ class RuntimeTraffic(Traffic):
         query = self.rng.choice(
             names or [f"{workload.name}.{workload.namespace}.svc.cluster.local."]
         )
-        return SimRecord(
+        return self._flow(
             when,
-            HUBBLE,
-            hubble_flow(
-                self.ids,
-                when,
-                node=source.node,
-                source=source,
-                destination=dns,
-                source_ip=source.ip,
-                destination_ip=dns.ip,
-                source_port=self.rng.randrange(32768, 60999),
-                destination_port=53,
-                protocol="UDP",
-                dns_query=query,
-            ),
+            source=source,
+            destination=dns,
+            destination_port=53,
+            protocol="UDP",
+            dns_query=query,
         )
 
     def external_flow(self, when: datetime) -> SimRecord:
-        callers = [w for w in self.apps if w.externals] or self.apps
-        caller = self.rng.choice(callers)
-        source = self._pick(caller.pods)
-        name, ip, port = (
-            self.rng.choice(caller.externals) if caller.externals else ("", "198.51.100.90", 443)
-        )
-        return SimRecord(
+        source, (name, ip, port) = self._external_call()
+        return self._flow(
             when,
-            HUBBLE,
-            hubble_flow(
-                self.ids,
-                when,
-                node=source.node,
-                source=source,
-                destination=WORLD,
-                source_ip=source.ip,
-                destination_ip=ip,
-                source_port=self.rng.randrange(32768, 60999),
-                destination_port=port,
-                destination_names=[name] if name else None,
-            ),
+            source=source,
+            destination=WORLD,
+            destination_ip=ip,
+            destination_port=port,
+            destination_names=[name] if name else None,
         )
 
     def probe_flow(self, when: datetime) -> SimRecord:
         target = self._pick(self.app_pods)
-        return SimRecord(
-            when,
-            HUBBLE,
-            hubble_flow(
-                self.ids,
-                when,
-                node=target.node,
-                source=HOST,
-                destination=target,
-                source_ip=target.node.ip,
-                destination_ip=target.ip,
-                source_port=self.rng.randrange(32768, 60999),
-                destination_port=target.port,
-                direction="INGRESS",
-            ),
+        return self._flow(
+            when, source=HOST, destination=target, source_ip=target.node.ip, direction="INGRESS"
         )
 
     def policy_drop(self, when: datetime) -> SimRecord:
         source, target = self._pick(self.app_pods), self._pick(self.app_pods)
-        return SimRecord(
-            when,
-            HUBBLE,
-            hubble_flow(
-                self.ids,
-                when,
-                node=target.node,
-                source=source,
-                destination=target,
-                source_ip=source.ip,
-                destination_ip=target.ip,
-                source_port=self.rng.randrange(32768, 60999),
-                destination_port=target.port,
-                direction="INGRESS",
-                verdict="DROPPED",
-            ),
+        return self._flow(
+            when, source=source, destination=target, direction="INGRESS", verdict="DROPPED"
         )
 
     # -- container logs --------------------------------------------------------------------
@@ -227,39 +165,29 @@ class RuntimeTraffic(Traffic):
             if pod.role == "db"
             else ("/usr/local/bin/redis-cli", "ping")
         )
-        return SimRecord(
+        return self._exec(
             when,
-            TETRAGON,
-            tetragon_exec(
-                self.ids,
-                pod,
-                when,
-                binary=binary,
-                arguments=arguments,
-                parent_binary="/usr/bin/runc",
-                parent_arguments="--root /run/containerd/runc/k8s.io exec",
-                uid=999,
-            ),
+            pod,
+            binary=binary,
+            arguments=arguments,
+            parent_binary="/usr/bin/runc",
+            parent_arguments="--root /run/containerd/runc/k8s.io exec",
+            uid=999,
         )
 
     def job_exec(self, when: datetime) -> SimRecord:
         pods = [p for p in self.app_pods if p.role == "worker"] or self.app_pods
         pod = self._pick(pods)
         job = self.rng.choice(("reindex", "send-digest", "expire-sessions", "export-report"))
-        return SimRecord(
+        return self._exec(
             when,
-            TETRAGON,
-            tetragon_exec(
-                self.ids,
-                pod,
-                when,
-                binary="/usr/local/bin/python3.12",
-                arguments=f"/app/jobs/{job}.py",
-                parent_binary="/usr/local/bin/python3.12",
-                parent_arguments="/app/worker.py",
-                uid=1000,
-                cwd="/app",
-            ),
+            pod,
+            binary="/usr/local/bin/python3.12",
+            arguments=f"/app/jobs/{job}.py",
+            parent_binary="/usr/local/bin/python3.12",
+            parent_arguments="/app/worker.py",
+            uid=1000,
+            cwd="/app",
         )
 
     def exec_exit(self, when: datetime) -> SimRecord:
@@ -267,12 +195,7 @@ class RuntimeTraffic(Traffic):
         return SimRecord(when, TETRAGON, tetragon_exit(self.ids, started.record, when))
 
     def monitored_connect(self, when: datetime) -> SimRecord:
-        callers = [w for w in self.apps if w.externals] or self.apps
-        caller = self.rng.choice(callers)
-        pod = self._pick(caller.pods)
-        _, ip, port = (
-            self.rng.choice(caller.externals) if caller.externals else ("", "198.51.100.90", 443)
-        )
+        pod, (_, ip, port) = self._external_call()
         started = tetragon_exec(
             self.ids,
             pod,
@@ -287,7 +210,7 @@ class RuntimeTraffic(Traffic):
             self.ids,
             started,
             when,
-            source=(pod.ip, self.rng.randrange(32768, 60999)),
+            source=(pod.ip, self.ids.ephemeral_port()),
             destination=(ip, port),
         )
         return SimRecord(when, TETRAGON, record)
@@ -305,22 +228,9 @@ class RuntimeTraffic(Traffic):
             pid=self.rng.randrange(100, 9000),
             user="nonroot",
             uid=65532,
+            connection={
+                "fd.name": f"{pod.ip}:{self.ids.ephemeral_port()}->{self.cluster.api_server_ip}:443"
+            },
         )
-        port = self.rng.randrange(32768, 60999)
-        fields.update(
-            {
-                "evt.type": "connect",
-                "fd.name": f"{pod.ip}:{port}->{self.cluster.api_server_ip}:443",
-            }
-        )
-        record = falco_alert(
-            self.ids,
-            when,
-            rule="Contact K8S API Server From Container",
-            priority="Notice",
-            text="Unexpected connection to K8s API Server from container",
-            fields=fields,
-            tags=["T1565", "container", "k8s", "maturity_stable", "mitre_discovery", "network"],
-            hostname=pod.node.name,
-        )
+        record = falco_alert(self.ids, when, API_SERVER_CONTACT, fields, pod.node.name)
         return SimRecord(when, FALCO, record)

@@ -6,10 +6,9 @@ import random
 from datetime import datetime
 from typing import Any
 
-from keelwatch.simulate.cluster import Cluster, Identity, Ids, Pod, service_account
-from keelwatch.simulate.records import AUDIT, SimRecord, audit_event
-
-NODE_GROUPS = ("system:nodes", "system:authenticated")
+from keelwatch.simulate.cluster import Cluster, Ids, Node, Pod, service_account
+from keelwatch.simulate.records import AUDIT, HUBBLE, TETRAGON, SimRecord, audit_event
+from keelwatch.simulate.runtime_records import hubble_flow, tetragon_exec
 
 
 class Traffic:
@@ -36,14 +35,14 @@ class Traffic:
     def _pick(self, pods: list[Pod]) -> Pod:
         return pods[self.rng.randrange(len(pods))]
 
-    def _pick_node(self) -> str:
-        return self.rng.choice(self.cluster.nodes).name
-
-    def _node_ip(self, name: str) -> str:
-        return next(node.ip for node in self.cluster.nodes if node.name == name)
-
-    def _node_identity(self, node: str) -> Identity:
-        return Identity(f"system:node:{node}", NODE_GROUPS)
+    def _pick_node(self) -> Node:
+        return self.rng.choice(self.cluster.nodes)
 
     def _audit(self, when: datetime, **fields: Any) -> SimRecord:
         return SimRecord(when, AUDIT, audit_event(self.ids, when, **fields))
+
+    def _flow(self, when: datetime, **fields: Any) -> SimRecord:
+        return SimRecord(when, HUBBLE, hubble_flow(self.ids, when, **fields))
+
+    def _exec(self, when: datetime, pod: Pod, **fields: Any) -> SimRecord:
+        return SimRecord(when, TETRAGON, tetragon_exec(self.ids, pod, when, **fields))

@@ -22,6 +22,7 @@ from keelwatch.simulate.records import (
     FALCO,
     HUBBLE,
     TETRAGON,
+    FalcoRule,
     SimRecord,
     audit_event,
     falco_alert,
@@ -76,7 +77,7 @@ class Stage:
         return new_pod(self.ids, workload, node or self.node(), name=name)
 
     def port(self) -> int:
-        return self.rng.randrange(32768, 60999)
+        return self.ids.ephemeral_port()
 
     # records ------------------------------------------------------------------------------
 
@@ -86,9 +87,11 @@ class Stage:
         self.records.append(SimRecord(when, AUDIT, record))
         return record
 
-    def falco(self, seconds: float, **fields: Any) -> dict[str, Any]:
+    def falco(
+        self, seconds: float, rule: FalcoRule, pod: Pod, fields: dict[str, Any]
+    ) -> dict[str, Any]:
         when = self.t(seconds)
-        record = falco_alert(self.ids, when, **fields)
+        record = falco_alert(self.ids, when, rule, fields, pod.node.name)
         self.records.append(SimRecord(when, FALCO, record))
         return record
 

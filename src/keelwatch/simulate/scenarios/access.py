@@ -5,10 +5,19 @@ from __future__ import annotations
 import base64
 
 from keelwatch.simulate import manifests
-from keelwatch.simulate.cluster import KUBECTL_AGENT, Identity, service_account
+from keelwatch.simulate.api_calls import (
+    ADMIN_REASON,
+    DEVELOPER_REASON,
+    caller,
+    created,
+    kubectl,
+    kubectl_list,
+    pod_ref,
+)
+from keelwatch.simulate.cluster import Identity, service_account
 from keelwatch.simulate.records import rbac_reason
 from keelwatch.simulate.scenarios import Stage, scenario
-from keelwatch.simulate.scenarios.api import ADMIN_REASON, ATTACKER_AGENT
+from keelwatch.simulate.scenarios.api import ATTACKER_AGENT
 
 
 def _csr_pem(common_name: str, organisation: str) -> str:
@@ -30,15 +39,9 @@ def port_forward(stage: Stage) -> None:
     stage.audit(
         0,
         verb="create",
-        user=human.identity,
-        source_ip=human.source_ip,
-        user_agent=KUBECTL_AGENT,
-        resource="pods",
-        namespace=pod.namespace,
-        name=pod.name,
-        subresource="portforward",
+        **pod_ref(pod, "portforward"),
         code=101,
-        reason=rbac_reason("developers-edit", "edit", 'Group "developers"', cluster=False),
+        **kubectl(human, DEVELOPER_REASON),
     )
 
 
@@ -50,30 +53,15 @@ def nodes_proxy(stage: Stage) -> None:
     pod = stage.pod()
     ip = stage.public_ip()
     reason = rbac_reason("prometheus", "prometheus", 'ServiceAccount "prometheus/monitoring"')
-    stage.audit(
-        0,
-        verb="get",
-        user=identity,
-        source_ip=ip,
-        user_agent="curl/8.5.0",
+    proxy = dict(
+        caller(identity, ip, "curl/8.5.0", reason),
         resource="nodes",
         name=node.name,
         subresource="proxy",
-        reason=reason,
-        uri=f"/api/v1/nodes/{node.name}/proxy/pods",
     )
-    stage.audit(
-        9,
-        verb="create",
-        user=identity,
-        source_ip=ip,
-        user_agent="curl/8.5.0",
-        resource="nodes",
-        name=node.name,
-        subresource="proxy",
-        reason=reason,
-        uri=f"/api/v1/nodes/{node.name}/proxy/run/{pod.namespace}/{pod.name}/{pod.container}?cmd=id",
-    )
+    stage.audit(0, verb="get", uri=f"/api/v1/nodes/{node.name}/proxy/pods", **proxy)
+    run = f"run/{pod.namespace}/{pod.name}/{pod.container}?cmd=id"
+    stage.audit(9, verb="create", uri=f"/api/v1/nodes/{node.name}/proxy/{run}", **proxy)
 
 
 @scenario(
@@ -87,23 +75,8 @@ def csr_masters(stage: Stage) -> None:
     human = stage.admin()
     name = f"csr-{stage.ids.suffix(5)}"
     pem = _csr_pem("break-glass", "system:masters")
-    common = dict(
-        user=human.identity,
-        source_ip=human.source_ip,
-        user_agent=KUBECTL_AGENT,
-        group="certificates.k8s.io",
-        reason=ADMIN_REASON,
-    )
-    body = manifests.csr(name, pem)
-    stage.audit(
-        0,
-        verb="create",
-        resource="certificatesigningrequests",
-        code=201,
-        request_object=body,
-        response_object=body,
-        **common,
-    )
+    admin = kubectl(human, ADMIN_REASON)
+    stage.audit(0, **created("certificatesigningrequests", manifests.csr(name, pem)), **admin)
     approved = manifests.csr_approval(name, pem, [*human.identity.groups])
     stage.audit(
         20,
@@ -111,22 +84,15 @@ def csr_masters(stage: Stage) -> None:
         resource="certificatesigningrequests",
         name=name,
         subresource="approval",
+        group="certificates.k8s.io",
         request_object=approved,
         response_object=approved,
-        **common,
+        **admin,
     )
     masters = Identity("break-glass", ("system:masters", "system:authenticated"))
-    ip = stage.public_ip()
+    attacker = caller(masters, stage.public_ip(), ATTACKER_AGENT)
     for step, resource in enumerate(("secrets", "nodes")):
-        stage.audit(
-            200 + step * 3,
-            verb="list",
-            user=masters,
-            source_ip=ip,
-            user_agent=ATTACKER_AGENT,
-            resource=resource,
-            query="limit=500",
-        )
+        stage.audit(200 + step * 3, **kubectl_list(resource), **attacker)
 
 
 @scenario(
@@ -143,13 +109,10 @@ def impersonation(stage: Stage) -> None:
         stage.audit(
             step * 6,
             verb=verb,
-            user=human.identity,
+            **kubectl(human, reason),
             impersonated=target,
-            source_ip=human.source_ip,
-            user_agent=KUBECTL_AGENT,
             resource=resource,
             namespace=namespace,
-            reason=reason,
             query="limit=500" if verb == "list" else "",
         )
 
@@ -164,12 +127,7 @@ def deletions(stage: Stage) -> None:
     """A network policy isolating the database is deleted, then the namespace's events."""
     human = stage.developer()
     namespace = stage.app("db", "cache").namespace
-    common = dict(
-        user=human.identity,
-        source_ip=human.source_ip,
-        user_agent=KUBECTL_AGENT,
-        reason=rbac_reason("developers-edit", "edit", 'Group "developers"', cluster=False),
-    )
+    common = kubectl(human, DEVELOPER_REASON)
     stage.audit(
         0,
         verb="delete",
@@ -180,13 +138,7 @@ def deletions(stage: Stage) -> None:
         request_object={"kind": "DeleteOptions", "apiVersion": "v1"},
         **common,
     )
-    stage.audit(
-        45,
-        verb="deletecollection",
-        resource="events",
-        namespace=namespace,
-        **common,
-    )
+    stage.audit(45, verb="deletecollection", resource="events", namespace=namespace, **common)
 
 
 @scenario(
@@ -209,16 +161,4 @@ def kube_system_workload(stage: Stage) -> None:
         service_account="kube-proxy",
     )
     body = manifests.workload("Deployment", "kube-proxy-helper", "kube-system", spec, replicas=1)
-    stage.audit(
-        0,
-        verb="create",
-        user=human.identity,
-        source_ip=human.source_ip,
-        user_agent=KUBECTL_AGENT,
-        resource="deployments",
-        namespace="kube-system",
-        group="apps",
-        code=201,
-        request_object=body,
-        reason=ADMIN_REASON,
-    )
+    stage.audit(0, **created("deployments", body), **kubectl(human, ADMIN_REASON))

