@@ -255,14 +255,22 @@ class DuckDBStore:
     ) -> SearchResult:
         where = self._where(table, query, window)
         stored, columns = layout.rows_table(table), _TABLE_COLUMNS[table]
-        total_row = self._read(f"SELECT count(*) FROM {stored} WHERE {where.sql}", where.params)
-        rows = self._read(
-            f"SELECT {layout.read_columns(columns)} FROM {stored} WHERE {where.sql} "
-            "ORDER BY ts DESC, seq DESC LIMIT ?",
-            [*where.params, max(0, limit)],
+        if limit <= 0:
+            total_row = self._read(f"SELECT count(*) FROM {stored} WHERE {where.sql}", where.params)
+            return SearchResult(int(total_row[0][0]) if total_row else 0, [])
+        # One pass over the matches gives the total and the newest rows' numbers (a filter such
+        # as free text is evaluated once, not twice); fetching those by seq reads few row groups.
+        ((total, newest),) = self._read(
+            f"SELECT count(*), max_by(seq, (COALESCE(ts, '-infinity'::TIMESTAMP), seq), ?) "
+            f"FROM {stored} WHERE {where.sql}",
+            [limit, *where.params],
         )
-        events = [layout.from_row(row, columns) for row in rows]
-        return SearchResult(total_row[0][0] if total_row else 0, events)
+        rows = self._read(
+            f"SELECT {layout.read_columns(columns)} FROM {stored} "
+            "WHERE seq IN (SELECT unnest(?::BIGINT[])) ORDER BY ts DESC, seq DESC",
+            [newest or []],
+        )
+        return SearchResult(int(total), [layout.from_row(row, columns) for row in rows])
 
     def count_by(
         self, query: str, field: str, window: TimeRange, *, limit: int = 10, table: Table = "events"
