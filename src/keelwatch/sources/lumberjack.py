@@ -40,13 +40,13 @@ from keelwatch.sources.lumberjack_codec import (
     ack_frame,
     expand,
 )
+from keelwatch.sources.tls_channel import READ_CHUNK_BYTES, Channel, PlainChannel, TLSChannel
 
 log = logging.getLogger(__name__)
 
 # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that lands as its awaitable
 # finishes, and ``stop`` would then wait for a connection that never ends.
 PROTOCOL = "lumberjack"
-READ_CHUNK_BYTES = 64 * 1024
 KEEPALIVE_SECONDS = 5.0  # Beats time out after 30 s without an ACK by default
 MAX_WINDOW_EVENTS = 65_536  # Beats send bulk_max_size (2048 by default) events per window
 EXTRA_COMPRESSED_FRAMES = 16  # compressed frames allowed per window beyond one per event
@@ -87,20 +87,58 @@ class LumberjackListener:
         log.info("lumberjack listening on %s:%s (%s)", self.host, self.port, scheme)
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        if server is not None:
+            await server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # asyncio's own task for this callback must not be cancelled (3.11 logs that as an
-        # error): ``stop`` cancels this inner one instead.
-        task = asyncio.create_task(self._handle(reader, writer))
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        if self._connections.get(client, 0) >= self.max_connections_per_client:
+            self.intake.reject(PROTOCOL, "too_many_connections")
+            writer.close()
+            return
+        self._connections[client] = self._connections.get(client, 0) + 1
+        try:
+            channel = await self._open(reader, writer, client)
+            if channel is not None:
+                await self._run_cancellable(channel, client)
+        finally:
+            self._connections[client] -= 1
+            if not self._connections[client]:
+                del self._connections[client]
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):  # TimeoutError is an OSError
+                async with asyncio.timeout(5):
+                    await writer.wait_closed()
+
+    async def _open(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str
+    ) -> Channel | None:
+        if self.ssl_context is None:
+            return PlainChannel(reader, writer)
+        channel = TLSChannel(reader, writer, self.ssl_context)
+        try:
+            async with asyncio.timeout(self.idle_timeout_seconds):
+                await channel.handshake()
+        except (OSError, ssl.SSLError) as error:  # TimeoutError is an OSError
+            self.intake.reject(PROTOCOL, "tls_handshake_failed")
+            log.info("lumberjack: TLS handshake with %s failed: %s", client, error)
+            return None
+        return channel
+
+    async def _run_cancellable(self, channel: Channel, client: str) -> None:
+        """Serve in a task of our own: ``stop`` cancels it, never asyncio's callback task
+        (on 3.11 cancelling that one is logged as an error)."""
+        if self._server is None:
+            return  # stopping
+        task = asyncio.create_task(self._serve(channel, client))
         self._tasks.add(task)
         try:
             await task
@@ -111,64 +149,46 @@ class LumberjackListener:
         finally:
             self._tasks.discard(task)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-        try:
-            if self._connections.get(client, 0) >= self.max_connections_per_client:
-                self.intake.reject(PROTOCOL, "too_many_connections")
-                return
-            self._connections[client] = self._connections.get(client, 0) + 1
-            try:
-                await self._serve(reader, writer, client)
-            finally:
-                self._connections[client] -= 1
-                if not self._connections[client]:
-                    del self._connections[client]
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):  # TimeoutError is an OSError
-                async with asyncio.timeout(5):
-                    await writer.wait_closed()
-
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str
-    ) -> None:
-        if self.ssl_context is not None:
-            try:
-                await writer.start_tls(
-                    self.ssl_context, ssl_handshake_timeout=self.idle_timeout_seconds
-                )
-            except (OSError, ssl.SSLError, TimeoutError) as error:
-                self.intake.reject(PROTOCOL, "tls_handshake_failed")
-                log.info("lumberjack: TLS handshake with %s failed: %s", client, error)
-                return
-        connection = _Connection(self, reader, writer)
+    async def _serve(self, channel: Channel, client: str) -> None:
+        connection = _Connection(self, channel)
         try:
             await connection.run()
         except ProtocolViolation as violation:
             self.intake.reject(PROTOCOL, violation.reason)
             log.info("lumberjack: closing %s: %s", client, violation)
-        except (ConnectionError, ssl.SSLError) as error:
+        except ConnectionError as error:
             log.info("lumberjack: connection from %s lost: %s", client, error)
+        except ssl.SSLError as error:
+            self.intake.reject(PROTOCOL, "tls_error")
+            log.info("lumberjack: TLS error from %s: %s", client, error)
+        except Exception:  # e.g. the store failed: nothing was acknowledged, the client resends
+            self.intake.reject(PROTOCOL, "internal_error")
+            log.exception("lumberjack: closing %s after an internal error", client)
 
 
 class _Connection:
     """One client: read frames into a window, store the window, acknowledge it."""
 
-    def __init__(
-        self,
-        listener: LumberjackListener,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
+    def __init__(self, listener: LumberjackListener, channel: Channel) -> None:
         self.listener = listener
         self.intake = listener.intake
-        self.reader = reader
-        self.writer = writer
+        self.channel = channel
         self.frames = FrameReader(listener.limits)
+        # Between a window frame and its ACK: the version to answer keepalives with, and how
+        # far the window is durable (as Logstash, keepalives flow only while a window is open).
+        self.open_version: int | None = None
+        self.durable_seq: Callable[[], int] = lambda: 0
 
     async def run(self) -> None:
+        keepalive = asyncio.create_task(self._keepalive())
+        try:
+            await self._run()
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
+
+    async def _run(self) -> None:
         window: Window | None = None
         budget: WindowBudget | None = None
         events: list[Event] = []
@@ -200,6 +220,7 @@ class _Connection:
                     await self._send(ack_frame(frame.version, 0))
                     continue
                 window = frame
+                self.open_version = frame.version
                 budget = WindowBudget(
                     self.intake.limits.max_decompressed_bytes,
                     frame.size + EXTRA_COMPRESSED_FRAMES,
@@ -224,7 +245,7 @@ class _Connection:
     async def _read(self, *, mid_window: bool) -> bytes:
         try:
             async with asyncio.timeout(self.listener.idle_timeout_seconds):
-                return await self.reader.read(READ_CHUNK_BYTES)
+                return await self.channel.read(READ_CHUNK_BYTES)
         except TimeoutError:
             if mid_window:
                 raise ProtocolViolation(
@@ -240,15 +261,9 @@ class _Connection:
     async def _store(self, window: Window, events: list[Event]) -> None:
         prepared = await self.intake.service.run_cpu(prepare, events, self.listener.source_hint)
         done: set[str] = set()
-        keepalive = asyncio.create_task(
-            self._keepalive(window.version, lambda: _durable_seq(events, prepared, done))
-        )
-        try:
-            await self._submit_all(prepared, done)
-        finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError, ssl.SSLError):
-                await keepalive
+        self.durable_seq = lambda: _durable_seq(events, prepared, done)
+        await self._submit_all(prepared, done)
+        self.open_version, self.durable_seq = None, lambda: 0
         await self._send(ack_frame(window.version, max(event.seq for event in events)))
 
     async def _submit_all(self, prepared: WindowRecords, done: set[str]) -> None:
@@ -280,16 +295,23 @@ class _Connection:
             return await self.intake.submit([], AUTO, PROTOCOL, dead_letters=prepared.dead_letters)
         return await self.intake.submit(prepared.groups[key], key, PROTOCOL)
 
-    async def _keepalive(self, version: int, durable_seq: Callable[[], int]) -> None:
+    async def _keepalive(self) -> None:
+        """While a window is open, tell the client every few seconds it is still being taken."""
         while True:
             await asyncio.sleep(self.listener.keepalive_seconds)
-            await self._send(ack_frame(version, durable_seq()))
+            if self.open_version is None:
+                continue
+            try:
+                await self._send(ack_frame(self.open_version, self.durable_seq()))
+            except (ConnectionError, ssl.SSLError, ProtocolViolation):
+                self.channel.abort()  # the reading side then ends the connection
+                return
 
     async def _send(self, frame: bytes) -> None:
-        self.writer.write(frame)
+        self.channel.write(frame)
         try:
             async with asyncio.timeout(self.listener.idle_timeout_seconds):
-                await self.writer.drain()
+                await self.channel.drain()
         except TimeoutError:
             raise ProtocolViolation("ack_not_read", "the client does not read its ACKs") from None
 
