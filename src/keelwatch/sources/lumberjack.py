@@ -5,7 +5,7 @@ one zlib ``C`` frame) and waits for an ``A`` frame carrying the sequence number 
 event. Here that ACK is written only after ``Intake.submit`` returned for every event of the
 window, so an acknowledged event is durable. While a window is being stored the connection is
 not read (the client's own window is the back-pressure) and an ACK with the last durable
-sequence (0 until the whole window is stored, as go-lumber and Logstash send) goes out every
+sequence (0 while none is, the keepalive go-lumber and Logstash send) goes out every
 ``keepalive_seconds`` so Beats do not time out and resend. Under overload the store is retried
 after ``retry_after_seconds``; nothing is dropped and nothing is acknowledged early.
 
