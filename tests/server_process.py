@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -40,6 +41,30 @@ class RunningServer:
 
     def headers(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def sql(self, query: str) -> list[list[Any]]:
+        """The rows of a read-only SQL query (POST /api/v1/sql as an analyst)."""
+        answer = httpx.post(
+            f"{self.url}/api/v1/sql",
+            json={"query": query},
+            headers=self.headers("analyst"),
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        rows: list[list[Any]] = answer.json()["rows"]
+        return rows
+
+    def events(self, query: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Stored events matching a search (GET /api/v1/events as an analyst)."""
+        answer = httpx.get(
+            f"{self.url}/api/v1/events",
+            params={"q": query, "limit": str(limit)},
+            headers=self.headers("analyst"),
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        found: list[dict[str, Any]] = answer.json()["events"]
+        return found
 
     def start(self, timeout_seconds: float = 30.0) -> None:
         command = [

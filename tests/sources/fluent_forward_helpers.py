@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import msgpack
-import orjson
 import pytest
 
 from ..server_process import RunningServer
@@ -95,20 +94,8 @@ def ping(helo: Any, shared_key: str, hostname: str = "test-client") -> tuple[lis
     return ["PING", hostname, salt, digest, "", ""], salt
 
 
-def sql(server: RunningServer, query: str) -> list[list[Any]]:
-    answer = httpx.post(
-        server.url + "/api/v1/sql",
-        content=orjson.dumps({"query": query}),
-        headers=server.headers("analyst"),
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    rows: list[list[Any]] = answer.json()["rows"]
-    return rows
-
-
 def messages_like(server: RunningServer, prefix: str) -> list[str]:
-    rows = sql(server, f"SELECT message FROM events WHERE message LIKE '{prefix}%' ORDER BY 1")
+    rows = server.sql(f"SELECT message FROM events WHERE message LIKE '{prefix}%' ORDER BY 1")
     return [row[0] for row in rows]
 
 

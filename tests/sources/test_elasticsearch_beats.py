@@ -13,7 +13,7 @@ from elasticsearch import helpers as es_helpers
 
 from ..fixtures import audit_event
 from ..server_process import RunningServer, make_server
-from .test_lumberjack import filebeat_line, sql
+from .test_lumberjack import filebeat_line
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +35,12 @@ def test_filebeat_documents_via_bulk_fill_the_kubernetes_fields(server: RunningS
     actions = [{"_op_type": "create", "_index": "filebeat-8.13.0", "_source": d} for d in docs]
     ok, errors = es_helpers.bulk(client, actions)
     assert (ok, errors) == (2, [])
-    rows = sql(
-        server,
+    rows = server.sql(
         f"SELECT dataset, namespace, pod, node FROM events WHERE message = 'GET /cart {marker}'",
     )
     assert rows == [["kubernetes.container_logs", "shop", "web-2", "node-7"]]
     # A log line holding an audit event is handed to the audit parser, as over Lumberjack.
-    audits = sql(
-        server,
+    audits = server.sql(
         "SELECT dataset FROM events "
         f"WHERE doc->>'$.\"kubernetes.audit.auditID\"' = 'beats-{marker}'",
     )

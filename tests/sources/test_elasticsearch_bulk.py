@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from elasticsearch import Elasticsearch
 from elasticsearch import helpers as es_helpers
@@ -26,27 +25,9 @@ from opensearchpy import helpers as os_helpers
 
 from ..fixtures import audit_event
 from ..server_process import RunningServer, make_server
+from .elasticsearch_helpers import falco_alert, ndjson
 
 PRODUCT = "Elasticsearch"
-
-
-def falco_alert(rule: str = "Terminal shell in container", pod: str = "web-1") -> dict[str, Any]:
-    return {
-        "uuid": str(uuid.uuid4()),
-        "output": f"10:00:00.000000000: Notice {rule} (container_id=5b1e7c9a2f44)",
-        "priority": "Notice",
-        "rule": rule,
-        "time": "2026-03-01T10:00:00.000000000Z",
-        "output_fields": {
-            "container.id": "5b1e7c9a2f44",
-            "k8s.ns.name": "shop",
-            "k8s.pod.name": pod,
-            "proc.name": "bash",
-        },
-        "source": "syscall",
-        "tags": ["container", "shell"],
-        "hostname": "node-1",
-    }
 
 
 @pytest.fixture(scope="module")
@@ -61,34 +42,17 @@ def ingest_headers(server: RunningServer, **extra: str) -> dict[str, str]:
     return {**server.headers("ingest"), **extra}
 
 
-def sql(server: RunningServer, query: str) -> list[list[Any]]:
-    answer = httpx.post(
-        server.url + "/api/v1/sql",
-        json={"query": query},
-        headers=server.headers("analyst"),
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    rows: list[list[Any]] = answer.json()["rows"]
-    return rows
-
-
 def stored(server: RunningServer, ids: list[str]) -> set[tuple[str, str]]:
     quoted = ", ".join(f"'{i}'" for i in ids)
-    rows = sql(server, f"SELECT event_id, dataset FROM events WHERE event_id IN ({quoted})")
+    rows = server.sql(f"SELECT event_id, dataset FROM events WHERE event_id IN ({quoted})")
     return {(row[0], row[1]) for row in rows}
 
 
 def dead_letters_containing(server: RunningServer, marker: str) -> list[list[Any]]:
-    return sql(
-        server,
+    return server.sql(
         "SELECT source, reason FROM dead_letters "
         f"WHERE CAST(raw AS VARCHAR) LIKE '%{marker}%' ORDER BY reason",
     )
-
-
-def ndjson(*values: object) -> bytes:
-    return b"".join(orjson.dumps(value) + b"\n" for value in values)
 
 
 def post_bulk(
@@ -144,7 +108,7 @@ def test_official_client_with_api_key_and_shape_recognition(server: RunningServe
         assert (ok, errors) == (5, [])
     ids = [a["auditID"] for a in audits] + [f["uuid"] for f in alerts]
     assert stored(server, ids) == expected(audits, alerts)
-    counted = sql(server, f"SELECT count(*) FROM events WHERE event_id = '{ids[0]}'")
+    counted = server.sql(f"SELECT count(*) FROM events WHERE event_id = '{ids[0]}'")
     assert counted == [[2]]  # sent twice, once per form of API key
 
 

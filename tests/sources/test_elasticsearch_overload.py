@@ -12,108 +12,64 @@ import gzip
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 
-from keelwatch.api.app import Api, ServerSettings, create_app
-from keelwatch.auth import TokenStore
+from keelwatch.api.app import ServerSettings
 from keelwatch.errors import PayloadTooLarge
 from keelwatch.ingest.service import IngestLimits
-from keelwatch.parsers.base import Batch
 from keelwatch.sources.elasticsearch_bulk import MAX_BULK_ITEMS, BulkSyntaxError, parse_bulk
-from keelwatch.store.duckdb_store import DuckDBStore
 
 from ..fixtures import audit_event
-from ..server_process import free_port
-from .test_elasticsearch_bulk import falco_alert, ndjson
-
-WAIT_SECONDS = 60
+from ..overload import WAIT_SECONDS, GatedStore, InProcessServer, in_process_server, until
+from .elasticsearch_helpers import bulk, falco_alert
 
 
-class SteppedStore(DuckDBStore):
-    """A real store whose first commit waits for ``first_release``, later ones for ``gate``."""
+class SteppedStore(GatedStore):
+    """A gated store whose first commit waits for ``first_release``, later ones for ``gate``."""
 
     def __init__(self, data: Path) -> None:
         super().__init__(data)
         self.appends = 0
-        self.first_entered = threading.Event()
         self.first_release = threading.Event()
-        self.gate = threading.Event()
 
-    def append(self, batch: Batch) -> None:
+    def hold(self) -> None:
         self.appends += 1
         if self.appends == 1:
-            self.first_entered.set()
-            self.first_release.wait(timeout=WAIT_SECONDS)
+            self.entered.set()
+            self.first_release.wait(timeout=self.wait_seconds)
         else:
-            self.gate.wait(timeout=WAIT_SECONDS)
-        super().append(batch)
+            self.gate.wait(timeout=self.wait_seconds)
 
     def open_all(self) -> None:
         self.first_release.set()
-        self.gate.set()
+        super().open_all()
 
 
-@dataclass
-class InProcess:
-    url: str
-    store: SteppedStore
-    api: Api
-
-
-def serve(tmp_path: Path, settings: ServerSettings) -> Iterator[InProcess]:
-    store = SteppedStore(tmp_path)
-    app = create_app(store, TokenStore(tmp_path), settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            httpx.get(url + "/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            threading.Event().wait(0.05)
-    yield InProcess(url, store, app.state.api)
-    store.open_all()
-    server.should_exit = True
-    thread.join(timeout=30)
-    store.close()
+InProcess = InProcessServer[SteppedStore]
 
 
 @pytest.fixture
 def small_queue(tmp_path: Path) -> Iterator[InProcess]:
-    yield from serve(tmp_path, ServerSettings(max_queue_events=3, auth_required=False))
+    settings = ServerSettings(max_queue_events=3, auth_required=False)
+    with in_process_server(tmp_path, SteppedStore(tmp_path), settings) as server:
+        yield server
 
 
 @pytest.fixture
 def small_limits(tmp_path: Path) -> Iterator[InProcess]:
     limits = IngestLimits(max_body_bytes=1024 * 1024, max_decompressed_bytes=2 * 1024 * 1024)
-    yield from serve(tmp_path, ServerSettings(limits=limits, auth_required=False))
-
-
-def bulk(*pairs: tuple[str, dict[str, Any]]) -> bytes:
-    return ndjson(*[part for index, doc in pairs for part in ({"index": {"_index": index}}, doc)])
+    settings = ServerSettings(limits=limits, auth_required=False)
+    with in_process_server(tmp_path, SteppedStore(tmp_path), settings) as server:
+        yield server
 
 
 def stored_ids(url: str) -> set[str]:
     answer = httpx.post(url + "/api/v1/sql", json={"query": "SELECT event_id FROM events"})
     return {row[0] for row in answer.json()["rows"]}
-
-
-async def wait_for(condition: Any) -> None:
-    for _ in range(WAIT_SECONDS * 100):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 def test_nothing_stored_means_429_for_the_whole_request(small_queue: InProcess) -> None:
@@ -124,7 +80,7 @@ def test_nothing_stored_means_429_for_the_whole_request(small_queue: InProcess) 
     async def scenario() -> tuple[httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(base_url=url, timeout=WAIT_SECONDS) as client:
             held = asyncio.create_task(client.post("/_bulk", content=bulk(("k8s-audit", first))))
-            await wait_for(store.first_entered.is_set)
+            await until(store.entered.is_set)
             answer = await client.post("/_bulk", content=bulk(*[("k8s-audit", refused)] * 3))
             store.open_all()
             return await held, answer
@@ -162,9 +118,9 @@ def test_partly_stored_means_per_item_429_in_order(small_queue: InProcess) -> No
     async def scenario() -> tuple[httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(base_url=url, timeout=WAIT_SECONDS) as client:
             mixed = asyncio.create_task(client.post("/_bulk", content=body))
-            await wait_for(store.first_entered.is_set)  # the Falco group is committing
+            await until(store.entered.is_set)  # the Falco group is committing
             filler = asyncio.create_task(client.post("/_bulk", content=bulk(("k8s-audit", other))))
-            await wait_for(lambda: api.writer.queued_events == 3)  # 2 Falco + 1 filler
+            await until(lambda: api.writer.queued_events == 3)  # 2 Falco + 1 filler
             store.first_release.set()
             answer = await mixed
             store.gate.set()

@@ -36,7 +36,6 @@ from .fluent_forward_helpers import (
     ping,
     receive,
     send_ignoring_close,
-    sql,
 )
 
 
@@ -97,8 +96,7 @@ def test_python_fluent_logger_events_are_stored_exactly(
     precise.close()
 
     assert wait_for_count(server, f"py-{run}-", len(sent)) == sorted(sent)
-    rows = sql(
-        server,
+    rows = server.sql(
         "SELECT message, strftime(ts, '%Y-%m-%d %H:%M:%S.%f'), namespace, pod, "
         """json_extract_string(doc, '$."container_log.fluent.tag"') """
         f"FROM events WHERE message LIKE 'py-{run}-%'",
@@ -148,13 +146,11 @@ def test_forward_mode_stores_good_entries_and_dead_letters_bad_ones(
     assert messages_like(server, f"fwd-{run}-") == [
         f"fwd-{run}-eventtime", f"fwd-{run}-int", f"fwd-{run}-meta",
     ]  # fmt: skip
-    stamps = sql(
-        server,
+    stamps = server.sql(
         f"SELECT strftime(ts, '%S.%f') FROM events WHERE message = 'fwd-{run}-eventtime'",
     )
     assert stamps == [["01.250000"]]
-    reasons = sql(
-        server,
+    reasons = server.sql(
         "SELECT reason FROM dead_letters WHERE "
         f"CAST(raw AS VARCHAR) LIKE '%fwd-{run}-%' OR reason LIKE 'entry is an array%' ORDER BY 1",
     )
@@ -204,7 +200,7 @@ def test_decompression_bomb_is_dead_lettered_and_acknowledged(
     with connect(port) as sock:
         sock.sendall(msgpack.packb([CONTAINER_TAG, bomb, {"chunk": run, "compressed": "gzip"}]))
         assert receive(sock) == {"ack": run}  # dead letters are durable too: no endless resend
-    reasons = sql(server, "SELECT reason FROM dead_letters WHERE reason LIKE '%decompressed%'")
+    reasons = server.sql("SELECT reason FROM dead_letters WHERE reason LIKE '%decompressed%'")
     assert reasons and "once decompressed" in reasons[0][0]
 
 
@@ -217,7 +213,7 @@ def test_audit_events_keep_their_own_shape(open_server: tuple[RunningServer, int
             msgpack.packb(["k8s.audit", 1767261600, audit_event(name=name), {"chunk": "a"}])
         )
         assert receive(sock) == {"ack": "a"}
-    rows = sql(server, f"SELECT dataset, object_name FROM events WHERE object_name = '{name}'")
+    rows = server.sql(f"SELECT dataset, object_name FROM events WHERE object_name = '{name}'")
     assert rows == [["kubernetes.audit", name]]
 
 
@@ -321,7 +317,7 @@ def test_node_fluent_logger_with_shared_key_and_acks(
     # Every callback ran after its ack, so everything is stored now, exactly once.
     prefix = f"node-{mode}-{run}-"
     assert messages_like(server, prefix) == [f"{prefix}{n:03d}" for n in range(120)]
-    stamps = sql(server, f"SELECT strftime(ts, '%S.%f') FROM events WHERE message = '{prefix}007'")
+    stamps = server.sql(f"SELECT strftime(ts, '%S.%f') FROM events WHERE message = '{prefix}007'")
     assert stamps == [["07.000007"]]
 
 

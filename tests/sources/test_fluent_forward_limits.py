@@ -11,7 +11,6 @@ import contextlib
 import socket
 import ssl
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,17 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgpack
 import pytest
-import uvicorn
 
-from keelwatch.api.app import Api, ServerSettings, create_app
-from keelwatch.auth import TokenStore
-from keelwatch.parsers.base import Batch
+from keelwatch.api.app import ServerSettings
 from keelwatch.sources.base import ListenerSettings
-from keelwatch.store.duckdb_store import DuckDBStore
 
+from ..overload import GatedStore, InProcessServer, in_process_server
 from ..server_process import free_port, make_server
 from .fluent_forward_helpers import (
     CONTAINER_TAG,
@@ -44,65 +39,33 @@ from .fluent_forward_helpers import (
 )
 
 
-class GatedStore(DuckDBStore):
-    """A real store whose commits wait until the test opens the gate."""
-
-    def __init__(self, data: Path) -> None:
-        super().__init__(data)
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-
-    def append(self, batch: Batch) -> None:
-        self.entered.set()
-        self.gate.wait(timeout=120)
-        super().append(batch)
-
-
 @dataclass
-class InProcess:
-    store: GatedStore
-    api: Api
-    port: int
+class ForwardServer:
+    http: InProcessServer[GatedStore]
+    port: int  # the forward listener's
+
+    @property
+    def store(self) -> GatedStore:
+        return self.http.store
 
     def rejected(self, reason: str) -> int:
-        return self.api.metrics.value(
-            "keelwatch_requests_rejected_total", protocol="fluent-forward", reason=reason
-        )
+        return self.http.rejected("fluent-forward", reason)
 
     def stored_messages(self) -> list[str]:
         return sorted(row[0] for row in self.store.sql("SELECT message FROM events").rows)
 
 
 @contextlib.contextmanager
-def in_process(tmp_path: Path, *, open_gate: bool, **listener: Any) -> Iterator[InProcess]:
-    store = GatedStore(tmp_path)
-    if open_gate:
-        store.gate.set()
+def in_process(tmp_path: Path, *, open_gate: bool, **listener: Any) -> Iterator[ForwardServer]:
     port = free_port()
     settings = ServerSettings(
         max_queue_events=1,
         auth_required=False,
         listeners=ListenerSettings(forward_port=port, **listener),
     )
-    app = create_app(store, TokenStore(tmp_path), settings)
-    http_port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=http_port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(600):
-        with contextlib.suppress(httpx.TransportError):
-            httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=1)
-            break
-        time.sleep(0.05)
-    try:
-        yield InProcess(store, app.state.api, port)
-    finally:
-        store.gate.set()
-        server.should_exit = True
-        thread.join(timeout=60)
-        store.close()
+    store = GatedStore(tmp_path, gate_open=open_gate, wait_seconds=120)
+    with in_process_server(tmp_path, store, settings) as http:
+        yield ForwardServer(http, port)
 
 
 def message(text: str, chunk: str) -> bytes:

@@ -6,12 +6,10 @@ adapter's own message classes), then compressed with the snappy block format as 
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import logging
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import cramjam
 import httpx
@@ -20,10 +18,10 @@ import orjson
 import pytest
 
 from ..fixtures import audit_event
+from ..overload import GatedStore, InProcessServer, gated_server, overload_round
 from ..server_process import RunningServer, make_server
-from .test_otlp_http import GatedStore, gated_server, sql
 
-__all__ = ["gated_server"]  # the fixture, shared with the OTLP tests
+__all__ = ["gated_server"]  # the fixture
 
 PATH = "/loki/api/v1/push"
 PROTOBUF = "application/x-protobuf"
@@ -35,17 +33,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running.start()
     yield running
     running.stop()
-
-
-def events(server: RunningServer, query: str) -> list[dict[str, Any]]:
-    answer = httpx.get(
-        server.url + "/api/v1/events",
-        params={"q": query, "limit": "100"},
-        headers=server.headers("analyst"),
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["events"]  # type: ignore[no-any-return]
 
 
 def post(server: RunningServer, body: bytes, content_type: str, **headers: str) -> httpx.Response:
@@ -129,7 +116,7 @@ def test_python_logging_loki_client(server: RunningServer) -> None:
         handler.emitter.session.close()
         handler.close()
 
-    stored = events(server, f'loki.labels.case:"{case}"')
+    stored = server.events(f'loki.labels.case:"{case}"')
     assert sorted(e["message"] for e in stored) == [f"order {case} placed", f"stock low for {case}"]
     warning = next(e for e in stored if e["message"].startswith("stock"))
     assert warning["event.dataset"] == "loki.logs"
@@ -138,10 +125,10 @@ def test_python_logging_loki_client(server: RunningServer) -> None:
     assert warning["container.name"] == "app"
     assert warning["log.level"] == "warning" and warning["event.severity"] == 2
     assert warning["loki.labels.logger"] == f"keelwatch.test.loki.{case}"
-    found = events(server, f'kubernetes.audit.objectRef.name:"token-{case}"')
+    found = server.events(f'kubernetes.audit.objectRef.name:"token-{case}"')
     assert [e["event.id"] for e in found] == [audit["auditID"]]
     # The line the keelwatch_source label sent to k8s-audit is not an audit event: kept aside.
-    letters = sql(server, f"SELECT reason FROM dead_letters WHERE decode(raw) LIKE '%{case}%'")
+    letters = server.sql(f"SELECT reason FROM dead_letters WHERE decode(raw) LIKE '%{case}%'")
     assert len(letters) == 1 and letters[0][0].startswith("k8s-audit: ")
 
 
@@ -162,7 +149,7 @@ def test_snappy_protobuf_with_metadata_tenant_and_hints(server: RunningServer) -
     answer = post(server, body, PROTOBUF, **{"X-Scope-OrgID": "team-a"})
     assert answer.status_code == 204, answer.text
 
-    stored = events(server, f'loki.labels.case:"{case}"')
+    stored = server.events(f'loki.labels.case:"{case}"')
     assert sorted(e["message"] for e in stored) == [
         f"GET /cart 500 {case}",
         '{"level":"error","msg":"db down"}',
@@ -177,7 +164,7 @@ def test_snappy_protobuf_with_metadata_tenant_and_hints(server: RunningServer) -
     structured = by_message['{"level":"error","msg":"db down"}']
     assert structured["loki.json.msg"] == "db down" and structured["log.level"] == "error"
     # The job label names falco for a text line; a JSON alert line is recognised by its shape.
-    alerts = events(server, f'falco.rule:"{case}" OR falco.rule:"{case}-json"')
+    alerts = server.events(f'falco.rule:"{case}" OR falco.rule:"{case}-json"')
     assert sorted(e["falco.rule"] for e in alerts) == [case, f"{case}-json"]
 
 
@@ -201,9 +188,9 @@ def test_json_gzip_keeps_good_entries_next_to_bad_ones(server: RunningServer) ->
     body = gzip.compress(orjson.dumps(push))
     answer = post(server, body, "application/json", **{"Content-Encoding": "gzip"})
     assert answer.status_code == 204, answer.text
-    stored = events(server, f'loki.labels.case:"{case}"')
+    stored = server.events(f'loki.labels.case:"{case}"')
     assert sorted(e["message"] for e in stored) == [f"fine {case}", f"with metadata {case}"]
-    letters = sql(server, f"SELECT reason FROM dead_letters WHERE decode(raw) LIKE '%{case}%'")
+    letters = server.sql(f"SELECT reason FROM dead_letters WHERE decode(raw) LIKE '%{case}%'")
     assert len(letters) == 4  # each bad entry is kept with its stream's labels
     assert sum("bad entry" in reason for (reason,) in letters) == 3
 
@@ -227,23 +214,9 @@ def test_refusals(server: RunningServer) -> None:
     assert 'keelwatch_requests_rejected_total{protocol="loki",reason="unauthorized"} 2' in metrics
 
 
-def test_overload_answers_503_with_retry_after(gated_server: tuple[str, GatedStore]) -> None:
-    url, store = gated_server
+def test_overload_answers_503_with_retry_after(gated_server: InProcessServer[GatedStore]) -> None:
     body = push_request(('{namespace="shop"}', [entry(1_772_359_200_000_000_000, "x")]))
-    headers = {"Content-Type": PROTOBUF}
-
-    async def scenario() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
-        async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers) as client:
-            first = asyncio.create_task(client.post(PATH, content=body))
-            while not store.entered.is_set():
-                await asyncio.sleep(0.01)
-            second = await client.post(PATH, content=body)
-            store.gate.set()
-            done = await first
-            retried = await client.post(PATH, content=body)
-            return done, second, retried
-
-    first, second, retried = asyncio.run(scenario())
-    assert second.status_code == 503 and second.headers["Retry-After"] == "1"
-    assert first.status_code == 204 and retried.status_code == 204
-    assert store.sql("SELECT count(*) FROM events").rows == [(2,)]
+    answers = overload_round(gated_server, PATH, body, {"Content-Type": PROTOBUF})
+    assert answers.refused.status_code == 503 and answers.refused.headers["Retry-After"] == "1"
+    assert answers.held.status_code == 204 and answers.retried.status_code == 204
+    assert gated_server.store.sql("SELECT count(*) FROM events").rows == [(2,)]

@@ -6,19 +6,15 @@ success and the refusals are driven with httpx so each can be checked byte for b
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
-import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -34,12 +30,11 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from keelwatch.api.app import ServerSettings, create_app
-from keelwatch.auth import TokenStore
-
-from ..api.test_backpressure import GatedStore
 from ..fixtures import audit_event
-from ..server_process import RunningServer, free_port, make_server
+from ..overload import GatedStore, InProcessServer, gated_server, overload_round
+from ..server_process import RunningServer, make_server
+
+__all__ = ["gated_server"]  # the fixture
 
 PROTOBUF = "application/x-protobuf"
 TRACE_ID = 0x5B8EFFF798038103D269B633813FC60C
@@ -68,28 +63,6 @@ def post(server: RunningServer, body: bytes, content_type: str, **headers: str) 
         headers={**server.headers("ingest"), "Content-Type": content_type, **headers},
         timeout=30,
     )
-
-
-def sql(server: RunningServer, query: str) -> list[list[Any]]:
-    answer = httpx.post(
-        server.url + "/api/v1/sql",
-        json={"query": query},
-        headers=server.headers("analyst"),
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["rows"]  # type: ignore[no-any-return]
-
-
-def events(server: RunningServer, query: str) -> list[dict[str, Any]]:
-    answer = httpx.get(
-        server.url + "/api/v1/events",
-        params={"q": query, "limit": "100"},
-        headers=server.headers("analyst"),
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["events"]  # type: ignore[no-any-return]
 
 
 def falco_alert(rule: str) -> dict[str, Any]:
@@ -131,7 +104,7 @@ def test_sdk_exporter_records_are_stored_exactly(server: RunningServer) -> None:
     logger.emit(body=falco_alert(f"Shell in container {case}"))  # a kvlist body
     provider.shutdown()  # flushes the batch processor
 
-    stored = events(server, f'service.name:"{case}"')
+    stored = server.events(f'service.name:"{case}"')
     assert sorted(e["message"] for e in stored) == lines
     by_message = {e["message"]: e for e in stored}
     first = by_message[lines[0]]
@@ -150,9 +123,9 @@ def test_sdk_exporter_records_are_stored_exactly(server: RunningServer) -> None:
     assert first["@timestamp"].startswith("2026-03-01T10:00:00")
     assert by_message[lines[4]]["event.severity"] == 2
     # Bodies of a known shape reached their own parsers.
-    audits = events(server, f'kubernetes.audit.objectRef.name:"db-{case}"')
+    audits = server.events(f'kubernetes.audit.objectRef.name:"db-{case}"')
     assert [e["event.id"] for e in audits] == [audit["auditID"]]
-    alerts = events(server, f'falco.rule:"Shell in container {case}"')
+    alerts = server.events(f'falco.rule:"Shell in container {case}"')
     assert len(alerts) == 1 and alerts[0]["event.dataset"] == "falco.alerts"
 
 
@@ -193,7 +166,7 @@ def test_json_encoding_gzip(server: RunningServer) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/json"
     assert answer.json() == {}
-    [stored] = events(server, f'service.name:"{case}"')
+    [stored] = server.events(f'service.name:"{case}"')
     assert stored["message"] == f"payment failed {case}"
     assert stored["otel.attributes.retries"] == 3
     assert stored["otel.attributes.ratio"] == 0.5
@@ -223,8 +196,8 @@ def test_partial_success_counts_dead_lettered_records(server: RunningServer) -> 
     assert partial["rejectedLogRecords"] == "3"
     assert "traceId 'not-hex' is not hex" in partial["errorMessage"]
     assert "names no parser" in partial["errorMessage"]
-    assert [e["message"] for e in events(server, f'service.name:"{case}"')] == [f"fine {case}"]
-    letters = sql(server, f"SELECT reason FROM dead_letters WHERE decode(raw) LIKE '%{case}%'")
+    assert [e["message"] for e in server.events(f'service.name:"{case}"')] == [f"fine {case}"]
+    letters = server.sql(f"SELECT reason FROM dead_letters WHERE decode(raw) LIKE '%{case}%'")
     assert len(letters) == 3
 
     # The same answer in protobuf for a protobuf request.
@@ -294,8 +267,7 @@ def test_refusals(server: RunningServer) -> None:
     assert 'keelwatch_requests_rejected_total{protocol="otlp",reason="too_large"} 3' in metrics
 
 
-def test_overload_answers_503_with_retry_after(gated_server: tuple[str, GatedStore]) -> None:
-    url, store = gated_server
+def test_overload_answers_503_with_retry_after(gated_server: InProcessServer[GatedStore]) -> None:
     request = ExportLogsServiceRequest(
         resource_logs=[
             ResourceLogs(
@@ -303,47 +275,9 @@ def test_overload_answers_503_with_retry_after(gated_server: tuple[str, GatedSto
             )
         ]
     ).SerializeToString()
-    headers = {"Content-Type": PROTOBUF}
-
-    async def scenario() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
-        async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers) as client:
-            first = asyncio.create_task(client.post("/v1/logs", content=request))
-            while not store.entered.is_set():
-                await asyncio.sleep(0.01)
-            second = await client.post("/v1/logs", content=request)
-            store.gate.set()
-            done = await first
-            retried = await client.post("/v1/logs", content=request)
-            return done, second, retried
-
-    first, second, retried = asyncio.run(scenario())
-    assert second.status_code == 503
-    assert second.headers["Retry-After"] == "1"
-    assert second.headers["content-type"] == PROTOBUF
-    assert first.status_code == 200 and retried.status_code == 200
-    assert store.sql("SELECT count(*) FROM events").rows == [(2,)]
-
-
-@pytest.fixture
-def gated_server(tmp_path: Path) -> Iterator[tuple[str, GatedStore]]:
-    """An in-process server (no auth) whose store holds commits until the test opens the gate."""
-    store = GatedStore(tmp_path)
-    app = create_app(
-        store, TokenStore(tmp_path), ServerSettings(max_queue_events=1, auth_required=False)
-    )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(url + "/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            threading.Event().wait(0.05)
-    yield url, store
-    store.gate.set()
-    server.should_exit = True
-    thread.join(timeout=30)
-    store.close()
+    answers = overload_round(gated_server, "/v1/logs", request, {"Content-Type": PROTOBUF})
+    assert answers.refused.status_code == 503
+    assert answers.refused.headers["Retry-After"] == "1"
+    assert answers.refused.headers["content-type"] == PROTOBUF
+    assert answers.held.status_code == 200 and answers.retried.status_code == 200
+    assert gated_server.store.sql("SELECT count(*) FROM events").rows == [(2,)]

@@ -20,10 +20,10 @@ import pytest
 from splunk_handler import SplunkHandler
 
 from ..fixtures import audit_event
+from ..overload import GatedStore, InProcessServer, gated_server, until
 from ..server_process import RunningServer, make_server
-from .test_otlp_http import GatedStore, gated_server
 
-__all__ = ["gated_server"]  # the fixture, shared with the OTLP tests
+__all__ = ["gated_server"]  # the fixture
 
 EVENT = "/services/collector/event"
 RAW = "/services/collector/raw"
@@ -60,17 +60,6 @@ def post(
     )
 
 
-def events(server: RunningServer, query: str) -> list[dict[str, Any]]:
-    answer = httpx.get(
-        server.url + "/api/v1/events",
-        params={"q": query, "limit": "1000"},
-        headers=server.headers("analyst"),
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["events"]  # type: ignore[no-any-return]
-
-
 def dead_letters(server: RunningServer) -> list[dict[str, Any]]:
     answer = httpx.get(
         server.url + "/api/v1/dead-letters",
@@ -87,7 +76,8 @@ def envelope(event: Any, **metadata: Any) -> bytes:
 
 
 def messages(server: RunningServer, sourcetype: str) -> list[str]:
-    return sorted(e["message"] for e in events(server, f'splunk.sourcetype:"{sourcetype}"'))
+    found = server.events(f'splunk.sourcetype:"{sourcetype}"', limit=1000)
+    return sorted(event["message"] for event in found)
 
 
 def hec_logger(name: str, handler: logging.Handler) -> logging.Logger:
@@ -127,7 +117,7 @@ def test_splunk_handler_batch_of_concatenated_events_is_stored_exactly(
     handler.close()
     logger.removeHandler(handler)
 
-    stored = events(server, 'splunk.sourcetype:"hec-handler-batch"')
+    stored = server.events('splunk.sourcetype:"hec-handler-batch"', limit=1000)
     assert sorted(e["message"] for e in stored) == sorted(sent)
     assert {e["host.name"] for e in stored} == {"worker-7"}
     assert {e["splunk.index"] for e in stored} == {"main"}
@@ -174,7 +164,7 @@ def test_event_paths_take_concatenated_envelopes(server: RunningServer, path: st
     answer = post(server, path, body)
     assert answer.status_code == 200
     assert answer.json() == {"text": "Success", "code": 0}
-    stored = events(server, f'splunk.sourcetype:"{sourcetype}"')
+    stored = server.events(f'splunk.sourcetype:"{sourcetype}"', limit=1000)
     assert sorted(e["message"] for e in stored) == sorted(
         ["first", "second", "third", '{"answer":42}']
     )
@@ -194,7 +184,7 @@ def test_metadata_and_indexed_fields_are_kept(server: RunningServer) -> None:
         fields={"team": "payments", "tags": ["a", "b"], "attempt": 3},
     )
     assert post(server, EVENT, body).status_code == 200
-    [stored] = events(server, 'splunk.sourcetype:"pay-app"')
+    [stored] = server.events('splunk.sourcetype:"pay-app"', limit=1000)
     assert stored["host.name"] == "node-3"
     assert stored["splunk.source"] == "/var/log/pay.log"
     assert stored["splunk.index"] == "shop"
@@ -212,7 +202,7 @@ def test_known_records_go_to_their_parser(server: RunningServer) -> None:
     )
     assert post(server, EVENT, body).status_code == 200
     for name, sent in (("hec-object", as_object), ("hec-string", as_string)):
-        [stored] = events(server, f"kubernetes.audit.objectRef.name:{name}")
+        [stored] = server.events(f"kubernetes.audit.objectRef.name:{name}", limit=1000)
         assert stored["event.dataset"] == "kubernetes.audit"
         assert stored["event.id"] == sent["auditID"]
 
@@ -226,7 +216,7 @@ def test_fluent_bit_kubernetes_records_go_to_the_container_parser(
         "kubernetes": {"pod_name": "cart-5d8", "namespace_name": "hec-shop"},
     }
     assert post(server, EVENT, envelope(record, sourcetype="fluentbit")).status_code == 200
-    [stored] = events(server, "kubernetes.namespace:hec-shop")
+    [stored] = server.events("kubernetes.namespace:hec-shop", limit=1000)
     assert stored["event.dataset"] == "kubernetes.container_logs"
     assert stored["message"] == "GET /cart 200"
 
@@ -248,7 +238,7 @@ def test_raw_lines_take_metadata_from_the_query(server: RunningServer, path: str
     )
     assert answer.status_code == 200
     assert answer.json() == {"text": "Success", "code": 0, "ackId": 0}
-    stored = events(server, f'splunk.sourcetype:"{sourcetype}"')
+    stored = server.events(f'splunk.sourcetype:"{sourcetype}"', limit=1000)
     assert sorted(e["message"] for e in stored) == [
         "line one",
         "line three",
@@ -457,16 +447,15 @@ def test_receipts_and_refusals_are_counted(server: RunningServer) -> None:
 
 
 def test_overload_answers_503_code_9_and_health_reports_full_queues(
-    gated_server: tuple[str, GatedStore],
+    gated_server: InProcessServer[GatedStore],
 ) -> None:
-    url, store = gated_server
+    url, store = gated_server.url, gated_server.store
     body = envelope("under pressure", sourcetype="busy")
 
     async def scenario() -> tuple[httpx.Response, ...]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             first = asyncio.create_task(client.post(EVENT, content=body))
-            while not store.entered.is_set():
-                await asyncio.sleep(0.01)
+            await until(store.entered.is_set)
             health = await client.get(HEALTH)
             second = await client.post(EVENT, content=body)
             store.gate.set()
@@ -482,10 +471,8 @@ def test_overload_answers_503_code_9_and_health_reports_full_queues(
     assert second.headers["Retry-After"] == "1"
     assert first.json() == retried.json() == {"text": "Success", "code": 0}
     assert healthy.json()["code"] == 17
-    rows = httpx.post(
-        url + "/api/v1/sql", json={"query": "SELECT count(*) FROM events"}, timeout=30
-    ).json()["rows"]
-    assert rows == [[2]]  # the refused request stored nothing
+    rows = store.sql("SELECT count(*) FROM events").rows
+    assert rows == [(2,)]  # the refused request stored nothing
     metrics = httpx.get(url + "/metrics", timeout=30).text
     assert (
         'keelwatch_requests_rejected_total{protocol="splunk-hec",reason="overloaded"} 1' in metrics

@@ -11,14 +11,12 @@ import asyncio
 import contextlib
 import socket
 import ssl
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -29,29 +27,21 @@ from keelwatch.errors import ConfigError
 from keelwatch.ingest.metrics import Metrics
 from keelwatch.ingest.service import IngestLimits, IngestService
 from keelwatch.ingest.writer import BatchWriter
-from keelwatch.parsers.base import Batch
 from keelwatch.sources.base import Intake, ListenerSettings, TLSFiles
 from keelwatch.sources.syslog import SyslogTCP, SyslogUDP, listeners
 from keelwatch.sources.syslog_framing import Framer
 from keelwatch.store.duckdb_store import DuckDBStore
 
+from ..overload import GatedStore
 from ..server_process import free_port, make_server
 from .syslog_pki import make_pki
 
 
-class GatedStore(DuckDBStore):
-    """A real store whose commits wait while the gate is closed."""
+class SyslogStore(GatedStore):
+    """The gated store, open until a test closes it, with the queries these tests ask."""
 
     def __init__(self, data: Path) -> None:
-        super().__init__(data)
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-
-    def append(self, batch: Batch) -> None:
-        self.entered.set()
-        self.gate.wait(timeout=120)
-        super().append(batch)
+        super().__init__(data, gate_open=True, wait_seconds=120)
 
     def rows(self, query: str) -> list[Any]:
         return [row[0] if len(row) == 1 else row for row in self.sql(query).rows]
@@ -68,7 +58,7 @@ class GatedStore(DuckDBStore):
 
 @dataclass
 class Harness:
-    store: GatedStore
+    store: SyslogStore
     intake: Intake
     port: int
 
@@ -93,7 +83,7 @@ async def running(
     max_pending_messages: int = 50_000,
     **options: Any,
 ) -> AsyncIterator[Harness]:
-    store = GatedStore(tmp_path)
+    store = SyslogStore(tmp_path)
     writer = BatchWriter(store, max_queue_events=max_queue_events)
     writer.start()
     service = IngestService(writer, Metrics(), IngestLimits())
@@ -435,15 +425,10 @@ def test_served_by_keelwatch_serve(tmp_path: Path) -> None:
             sock.sendall(counted(rfc5424(1)) + b"<13>Mar  1 10:00:00 node-2 app: 2\n")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.sendto(rfc5424(3), ("127.0.0.1", udp))
-        query = {
-            "query": "SELECT doc->>'network.transport', doc->>'message' FROM events ORDER BY 2"
-        }
+        query = "SELECT doc->>'network.transport', doc->>'message' FROM events ORDER BY 2"
         rows: list[Any] = []
         while len(rows) < 3:
-            answer = httpx.post(
-                f"{server.url}/api/v1/sql", json=query, headers=server.headers("analyst")
-            )
-            rows = answer.json()["rows"]
+            rows = server.sql(query)
             time.sleep(0.05)
         assert rows == [["tcp", "2"], ["tcp", "message 1"], ["udp", "message 3"]]
     finally:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
@@ -50,18 +49,10 @@ class Keelwatch:
     tls: int
     pki: Path
 
-    def sql(self, query: str) -> list[list[Any]]:
-        answer = httpx.post(
-            f"{self.server.url}/api/v1/sql",
-            content=orjson.dumps({"query": query}),
-            headers=self.server.headers("analyst"),
-            timeout=30,
-        )
-        answer.raise_for_status()
-        return answer.json()["rows"]  # type: ignore[no-any-return]
-
     def stored(self, case: str) -> list[dict[str, Any]]:
-        rows = self.sql(f"SELECT doc FROM events WHERE doc->>'message' LIKE '%case={case} %'")
+        rows = self.server.sql(
+            f"SELECT doc FROM events WHERE doc->>'message' LIKE '%case={case} %'"
+        )
         return [orjson.loads(doc) for (doc,) in rows]
 
 
@@ -200,7 +191,7 @@ def test_rsyslog_forwards_a_file(tmp_path: Path, keelwatch: Keelwatch, transport
 
 def wait_for_audit(keelwatch: Keelwatch, name: str, daemon: Daemon) -> list[dict[str, Any]]:
     query = f"SELECT doc FROM events WHERE doc->>'orchestrator.resource.name' = '{name}'"
-    while not (rows := keelwatch.sql(query)):
+    while not (rows := keelwatch.server.sql(query)):
         assert daemon.process is not None and daemon.process.poll() is None, daemon.log()
         time.sleep(0.2)
     return [orjson.loads(doc) for (doc,) in rows]
