@@ -39,7 +39,7 @@ from keelwatch.ingest.writer import Overloaded
 from keelwatch.parsers.base import Record
 from keelwatch.sources.base import Intake, Listener
 from keelwatch.sources.syslog_framing import Frame, Framer
-from keelwatch.sources.tls_stream import TLSStream
+from keelwatch.sources.tls_channel import READ_CHUNK_BYTES, TLSChannel
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ MAX_BATCH_SECONDS = 0.2
 MAX_UDP_PENDING_MESSAGES = 50_000
 MAX_UDP_PENDING_BYTES = 64 * 1024 * 1024
 UDP_RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
-READ_CHUNK_BYTES = 64 * 1024
+
 TLS_HANDSHAKE_TIMEOUT_SECONDS = 10.0
 STOP_GRACE_SECONDS = 30.0
 DEAD_LETTER_PREFIX_BYTES = 4096  # how much of an oversized frame is kept with its dead letter
@@ -221,14 +221,15 @@ class SyslogTCP:
             read: Callable[[], Awaitable[bytes]] = functools.partial(reader.read, READ_CHUNK_BYTES)
             subject = None
             if self.tls is not None:
-                tls = TLSStream(reader, writer, self.tls)
+                tls = TLSChannel(reader, writer, self.tls)
                 try:
                     await asyncio.wait_for(tls.handshake(), TLS_HANDSHAKE_TIMEOUT_SECONDS)
                 except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as error:
                     self.intake.reject(self.NAME, "tls-handshake-failed")
                     log.info("syslog TLS handshake with %s failed: %s", _address(peer), error)
                     return
-                read, subject = tls.read, _subject(tls.peer_certificate())
+                read = functools.partial(tls.read, READ_CHUNK_BYTES)
+                subject = _subject(tls.peer_certificate())
             await self._serve(read, _address(peer), subject)
         except (ConnectionError, OSError) as error:
             log.debug("syslog connection from %s ended: %s", client, error)

@@ -89,7 +89,7 @@ class TLSChannel:
                 if not await self._fill():
                     return b""
                 continue
-            except ssl.SSLZeroReturnError:  # the peer's close_notify
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):  # close_notify, or closed without
                 return b""
             self._flush()
             return data
