@@ -13,7 +13,7 @@ from rich.table import Table as RichTable
 from keelwatch import __version__
 from keelwatch.auth import ROLES, TokenStore
 from keelwatch.cli_alerts import alerts_command
-from keelwatch.cli_common import console, data_option, errors, fail, server_options
+from keelwatch.cli_common import console, data_option, errors, fail, reading, server_options
 from keelwatch.cli_rules import hunt_command, rules_group
 from keelwatch.cli_simulate import simulate_command
 from keelwatch.errors import KeelwatchError
@@ -224,21 +224,13 @@ def search(
       keelwatch search 'process.name:(sh OR bash) AND NOT kubernetes.namespace:kube-system'
       keelwatch search --since 1h --count-by kubernetes.audit.user.username
     """
-    from keelwatch.readers import open_reader
-
     table: Table = "findings" if findings else "events"
-    try:
-        reader = open_reader(data, server, token)
-        try:
-            if count_by:
-                buckets = reader.count_by(query, count_by, since, until, limit or 10, table)
-                _print_buckets(count_by, buckets, as_json)
-                return
-            answer = reader.search(query, since, until, limit, table)
-        finally:
-            reader.close()
-    except KeelwatchError as error:
-        fail(error)
+    with reading(data, server, token) as reader:
+        if count_by:
+            buckets = reader.count_by(query, count_by, since, until, limit or 10, table)
+            _print_buckets(count_by, buckets, as_json)
+            return
+        answer = reader.search(query, since, until, limit, table)
     rows = answer[table]
     if as_json:
         for row in rows:
@@ -274,16 +266,8 @@ def _print_buckets(field: str, buckets: list[dict[str, Any]], as_json: bool) -> 
 @server_options
 def sql(statement: str, as_json: bool, data: Path, server: str | None, token: str | None) -> None:
     """Run one read-only SELECT over the tables events, findings, alerts, dead_letters."""
-    from keelwatch.readers import open_reader
-
-    try:
-        reader = open_reader(data, server, token)
-        try:
-            answer = reader.sql(statement)
-        finally:
-            reader.close()
-    except KeelwatchError as error:
-        fail(error)
+    with reading(data, server, token) as reader:
+        answer = reader.sql(statement)
     columns = answer["columns"]
     if as_json:
         for row in answer["rows"]:
@@ -308,16 +292,8 @@ def dead_letters(
     since: str | None, limit: int, data: Path, server: str | None, token: str | None
 ) -> None:
     """Show records that could not be taken, with the reason and the raw bytes."""
-    from keelwatch.readers import open_reader
-
-    try:
-        reader = open_reader(data, server, token)
-        try:
-            rows = reader.dead_letters(since, limit)
-        finally:
-            reader.close()
-    except KeelwatchError as error:
-        fail(error)
+    with reading(data, server, token) as reader:
+        rows = reader.dead_letters(since, limit)
     for row in rows:
         sys.stdout.buffer.write(dumps(row) + b"\n")
 

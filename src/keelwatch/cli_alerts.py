@@ -9,8 +9,7 @@ from typing import Any
 import click
 from rich.table import Table as RichTable
 
-from keelwatch.cli_common import console, data_option, fail, server_options
-from keelwatch.errors import KeelwatchError
+from keelwatch.cli_common import console, data_option, reading, server_options
 from keelwatch.model.fields import dumps
 
 
@@ -35,17 +34,10 @@ def alerts_command(
     token: str | None,
 ) -> None:
     """Show alerts, newest first, with the entity and the number of matching events."""
-    from keelwatch.readers import AlertQuery, open_reader
+    from keelwatch.readers import AlertQuery
 
-    query = AlertQuery(since, until, rule, severity, limit)
-    try:
-        reader = open_reader(data, server, token)
-        try:
-            result = reader.alerts(query)
-        finally:
-            reader.close()
-    except KeelwatchError as error:
-        fail(error)
+    with reading(data, server, token) as reader:
+        result = reader.alerts(AlertQuery(since, until, rule, severity, limit))
     if as_json:
         for alert in result["alerts"]:
             sys.stdout.buffer.write(dumps(alert) + b"\n")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+
+from keelwatch.errors import KeelwatchError
+
+if TYPE_CHECKING:
+    from keelwatch.readers import Reader
 
 console = Console()
 errors = Console(stderr=True)
@@ -44,3 +50,19 @@ def server_options(function: F) -> F:
 def fail(error: Exception) -> NoReturn:
     errors.print(f"[bold red]error:[/] {error}")
     sys.exit(2)
+
+
+@contextlib.contextmanager
+def reading(data: Path, server: str | None, token: str | None) -> Iterator[Reader]:
+    """The reader for --data or --server, closed afterwards; a Keelwatch error while opening
+    or reading ends the command with a clear message."""
+    from keelwatch.readers import open_reader
+
+    try:
+        reader = open_reader(data, server, token)
+        try:
+            yield reader
+        finally:
+            reader.close()
+    except KeelwatchError as error:
+        fail(error)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from keelwatch.cli_alerts import alert_table
-from keelwatch.cli_common import console, data_option, errors, fail, server_options
+from keelwatch.cli_common import console, data_option, errors, fail, reading, server_options
 from keelwatch.errors import KeelwatchError
 from keelwatch.model.fields import dumps
 
@@ -98,18 +98,13 @@ def hunt_command(
     The alerts found are printed, not stored: hunting is a question, not a change.
     """
     from keelwatch.detect.loader import rule_files
-    from keelwatch.readers import open_reader
 
     texts = [(str(path), path.read_text(encoding="utf-8")) for path in rule_files(paths)]
-    try:
-        reader = open_reader(data, server, token)
-        try:
-            with console.status(f"hunting with {len(texts)} rule files…"):
-                result = reader.hunt(texts, since, until)
-        finally:
-            reader.close()
-    except KeelwatchError as error:
-        fail(error)
+    with (
+        reading(data, server, token) as reader,
+        console.status(f"hunting with {len(texts)} rule files…"),
+    ):
+        result = reader.hunt(texts, since, until)
     for problem in result["errors"]:
         errors.print(f"[yellow]rule not loaded:[/] {problem}")
     if as_json:
