@@ -37,15 +37,21 @@ def hand_off(line: Any, hint: Any, ctx: ParseContext) -> bool:
     parser = _chosen(line, hint)
     if parser is None:
         return False
+    try:
+        parse_as(parser, line, ctx)
+    except RecordError as error:  # say which parser refused the line
+        raise ParseError(f"{parser.name}: {error.reason}") from None
+    return True
+
+
+def parse_as(parser: Parser, record: Record, ctx: ParseContext) -> None:
+    """Let ``parser`` read ``record`` as if it had come on its own (``ctx.source`` names it)."""
     outer = ctx.source
     ctx.source = parser.name
     try:
-        parser.parse(line, ctx)
-    except RecordError as error:  # say which parser refused the line
-        raise ParseError(f"{parser.name}: {error.reason}") from None
+        parser.parse(record, ctx)
     finally:
         ctx.source = outer
-    return True
 
 
 def _chosen(line: Any, hint: Any) -> Parser | None:

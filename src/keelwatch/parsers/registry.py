@@ -58,9 +58,11 @@ def get_parser(name: str) -> Parser:
         raise ConfigError(f"unknown source {name!r}; known sources: {known}") from None
 
 
-def recognise(record: Record) -> Parser | None:
-    """The first parser whose shape test accepts ``record``, or None."""
+def recognise(record: Record, skip: frozenset[str] = frozenset()) -> Parser | None:
+    """The first parser (not named in ``skip``) whose shape test accepts ``record``, or None."""
     for parser in parsers().values():
+        if parser.name in skip:
+            continue
         try:
             if parser.matches(record):
                 return parser

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from keelwatch.errors import ParseError
 from keelwatch.model.fields import Fields, content_id, flatten
 from keelwatch.model.severity import severity_from_name
 from keelwatch.parsers.base import ParseContext, Parser, Record
-from keelwatch.parsers.registry import parsers
+from keelwatch.parsers.handoff import json_object, parse_as
+from keelwatch.parsers.registry import recognise
 from keelwatch.parsers.syslog_format import SyslogMessage, has_priority, parse_message
 from keelwatch.parsers.values import json_type
 
@@ -81,8 +80,9 @@ def parse(record: Record, ctx: ParseContext) -> None:
     # A hash of the whole record: the same line from two senders is two events.
     event_id = content_id(record)
 
-    payload = _json_payload(message.message)
-    if payload is not None and (delegate := _delegate_for(payload)) is not None:
+    # The MSG may be one JSON object, optionally after rsyslog's "@cee:".
+    payload = json_object(message.message.removeprefix(_CEE).strip())
+    if payload is not None and (delegate := recognise(payload, _NOT_DELEGATED)) is not None:
         _hand_off(delegate, payload, syslog, text, ctx)
         return
 
@@ -128,30 +128,6 @@ def _syslog_fields(message: SyslogMessage, ctx: ParseContext) -> Fields:
     return out
 
 
-def _json_payload(text: str) -> dict[str, Any] | None:
-    """The object MSG holds when it is one JSON object (optionally after ``@cee:``)."""
-    body = text.removeprefix(_CEE).strip()
-    if len(body) < 2 or body[0] != "{" or body[-1] != "}":
-        return None
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None  # text that only looks like JSON stays the message
-    return value if isinstance(value, dict) and value else None
-
-
-def _delegate_for(payload: dict[str, Any]) -> Parser | None:
-    for parser in parsers().values():
-        if parser.name in _NOT_DELEGATED:
-            continue
-        try:
-            if parser.matches(payload):
-                return parser
-        except Exception:  # noqa: S112 - a broken shape test must not stop recognition
-            continue
-    return None
-
-
 def _hand_off(
     parser: Parser,
     payload: dict[str, Any],
@@ -162,12 +138,7 @@ def _hand_off(
     """Let ``parser`` read the payload; its output keeps the syslog facts and the whole line."""
     batch = ctx.batch
     first_event, first_finding = len(batch.events), len(batch.findings)
-    outer = ctx.source
-    ctx.source = parser.name
-    try:
-        parser.parse(payload, ctx)
-    finally:
-        ctx.source = outer
+    parse_as(parser, payload, ctx)
     for fields in (*batch.events[first_event:], *batch.findings[first_finding:]):
         for key, value in syslog.items():
             fields.setdefault(key, value)  # the payload's own host, severity… win
