@@ -38,12 +38,17 @@ def alerts_command(
 
     with reading(data, server, token) as reader:
         result = reader.alerts(AlertQuery(since, until, rule, severity, limit))
+    print_alerts(result["alerts"], as_json, f"{len(result['alerts'])} of {result['total']} alerts")
+
+
+def print_alerts(alerts: list[dict[str, Any]], as_json: bool, summary: str) -> None:
+    """NDJSON, or a table with a summary line under it."""
     if as_json:
-        for alert in result["alerts"]:
+        for alert in alerts:
             sys.stdout.buffer.write(dumps(alert) + b"\n")
         return
-    console.print(alert_table(result["alerts"]))
-    console.print(f"{len(result['alerts'])} of {result['total']} alerts")
+    console.print(alert_table(alerts))
+    console.print(summary)
 
 
 def alert_table(alerts: list[dict[str, Any]]) -> RichTable:

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from keelwatch.cli_alerts import alert_table
+from keelwatch.cli_alerts import print_alerts
 from keelwatch.cli_common import console, data_option, errors, fail, reading, server_options
 from keelwatch.errors import KeelwatchError
-from keelwatch.model.fields import dumps
 
 RULE_PATHS = click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
@@ -107,9 +106,5 @@ def hunt_command(
         result = reader.hunt(texts, since, until)
     for problem in result["errors"]:
         errors.print(f"[yellow]rule not loaded:[/] {problem}")
-    if as_json:
-        for alert in result["alerts"]:
-            sys.stdout.buffer.write(dumps(alert) + b"\n")
-        return
-    console.print(alert_table(result["alerts"]))
-    console.print(f"{len(result['alerts'])} alerts from {result['rules']} rules")
+    summary = f"{len(result['alerts'])} alerts from {result['rules']} rules"
+    print_alerts(result["alerts"], as_json, summary)
