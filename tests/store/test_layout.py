@@ -219,7 +219,7 @@ def test_a_layout_1_file_is_refused_with_a_clear_error(tmp_path: Path, read_only
         f"CREATE TABLE events ({columns}, doc JSON, original VARCHAR)",
         "INSERT INTO events (event_id, original) VALUES ('e1', 'raw')",
     )
-    with pytest.raises(StoreError, match="storage layout 1; this Keelwatch reads layout 2"):
+    with pytest.raises(StoreError, match="storage layout 1; this Keelwatch reads layout 3"):
         DuckDBStore(data, read_only=read_only)
     con = duckdb.connect(str(data / DATABASE_FILE), read_only=True)  # untouched, still closed
     assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("events",)]
@@ -230,9 +230,9 @@ def test_a_newer_layout_is_refused(tmp_path: Path) -> None:
     data = _database(
         tmp_path,
         "CREATE TABLE keelwatch_schema (version INTEGER NOT NULL)",
-        "INSERT INTO keelwatch_schema VALUES (3)",
+        "INSERT INTO keelwatch_schema VALUES (4)",
     )
-    with pytest.raises(StoreError, match="storage layout 3"):
+    with pytest.raises(StoreError, match="storage layout 4"):
         DuckDBStore(data)
 
 

@@ -27,7 +27,7 @@ from keelwatch.model.fields import Fields
 from keelwatch.parsers.base import Batch, DeadLetter
 from keelwatch.query.compile import Condition, QueryCompiler
 from keelwatch.query.parse import FIELD_NAME
-from keelwatch.store import id_filter, layout
+from keelwatch.store import id_filter, layout, token_filter
 from keelwatch.store.alert_rows import ALERTS_DDL, alert_from_doc, alerts_arrow
 from keelwatch.store.base import SEARCHABLE, SearchResult, SqlResult, Table, TimeRange
 from keelwatch.store.columns import EVENT_COLUMNS, FINDING_COLUMNS, Column
@@ -90,8 +90,11 @@ class DuckDBStore:
             raise
         self._next_seq = {table: self._max_seq(table) + 1 for table in _TABLE_COLUMNS}
         self._id_filters = id_filter.IdFilters()
+        self._token_filters = token_filter.TokenFilters()
         self._compilers = {
-            "events": QueryCompiler(EVENT_COLUMNS, locate=self._locate_event),
+            "events": QueryCompiler(
+                EVENT_COLUMNS, locate=self._locate_event, locate_text=self._locate_text
+            ),
             "findings": QueryCompiler(FINDING_COLUMNS),
         }
 
@@ -129,6 +132,7 @@ class DuckDBStore:
             con.execute(ALERTS_DDL)
             con.execute(_DEAD_LETTERS_DDL)
             con.execute(id_filter.DDL)
+            con.execute(token_filter.DDL)
             con.execute(layout.SCHEMA_DDL)
             con.execute("INSERT INTO keelwatch_schema VALUES (?)", [layout.SCHEMA_VERSION])
             con.execute("COMMIT")
@@ -142,6 +146,9 @@ class DuckDBStore:
 
     def _locate_event(self, event_id: str) -> list[tuple[int, int]] | None:
         return self._id_filters.ranges(self._con, event_id)
+
+    def _locate_text(self, text: str) -> list[tuple[int, int]] | None:
+        return self._token_filters.ranges(self._con, text)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -158,6 +165,8 @@ class DuckDBStore:
                         if table == "events":
                             ids = data.column("event_id").to_pylist()
                             self._id_filters.add(con, ids, first_seq)
+                            originals = data.column("original").to_pylist()
+                            self._token_filters.add(con, originals, first_seq)
                 if batch.dead_letters:
                     self._insert("dead_letters", _dead_letters_arrow(batch.dead_letters))
                 if batch.alerts:
@@ -206,7 +215,9 @@ class DuckDBStore:
                 row = self._con.execute(
                     f"SELECT min(seq) FROM {layout.rows_table('events')}"
                 ).fetchone()
-                self._id_filters.forget_below(self._con, None if row is None else row[0])
+                first_seq = None if row is None else row[0]
+                self._id_filters.forget_below(self._con, first_seq)
+                self._token_filters.forget_below(self._con, first_seq)
         return deleted
 
     # -- reading ---------------------------------------------------------------------------

@@ -27,6 +27,15 @@ MAX_RANGES = 32  # beyond this many candidate blocks a plain scan is as good
 DDL = "CREATE TABLE IF NOT EXISTS id_filters (block BIGINT NOT NULL, bits BLOB NOT NULL)"
 
 
+def set_bits(bits: bytearray, positions: Iterable[int]) -> None:
+    for position in positions:
+        bits[position >> 3] |= 1 << (position & 7)
+
+
+def has_bits(bits: bytes, positions: Iterable[int]) -> bool:
+    return all(bits[p >> 3] & (1 << (p & 7)) for p in positions)
+
+
 def _positions(event_id: str) -> list[int]:
     digest = hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     value = int.from_bytes(digest, "little")
@@ -65,8 +74,7 @@ class IdFilters:
             if bits is None:
                 old = blocks.get(block)
                 bits = changed[block] = bytearray(old) if old else bytearray(FILTER_BITS // 8)
-            for position in _positions(event_id):
-                bits[position >> 3] |= 1 << (position & 7)
+            set_bits(bits, _positions(event_id))
         result = {block: bytes(filter_bits) for block, filter_bits in changed.items()}
         self._blocks = {**blocks, **result}  # replaced, not changed: readers iterate the old one
         for block, stored in result.items():
@@ -88,15 +96,14 @@ class IdFilters:
         """``[start, end)`` seq ranges that may hold ``event_id``; None when too many to help."""
         positions = _positions(event_id)
         blocks = sorted(
-            block
-            for block, bits in self._loaded(con).items()
-            if all(bits[p >> 3] & (1 << (p & 7)) for p in positions)
+            block for block, bits in self._loaded(con).items() if has_bits(bits, positions)
         )
-        merged = _merge(blocks)
+        merged = merge_blocks(blocks)
         return merged if len(merged) <= MAX_RANGES else None
 
 
-def _merge(blocks: Iterable[int]) -> list[tuple[int, int]]:
+def merge_blocks(blocks: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted block numbers as ``[start, end)`` seq ranges, adjacent blocks joined."""
     ranges: list[tuple[int, int]] = []
     for block in blocks:
         start, end = block * BLOCK_ROWS, (block + 1) * BLOCK_ROWS

@@ -4,7 +4,8 @@ Each searchable table ``X`` is stored as ``X_rows``:
 
 - ``seq``: a number the store gives each row, strictly increasing in append order. DuckDB keeps
   min/max per row group, so a ``seq`` range reads only the row groups that can hold it (the id
-  filters in store/id_filter.py point lookups at such ranges).
+  filters in store/id_filter.py point lookups at such ranges, the token filters in
+  store/token_filter.py free text).
 - the typed columns of store/columns.py;
 - ``in_column``: bit ``i`` is set when the ``i``-th column holds its field exactly and ``doc``
   therefore does not repeat it;
@@ -27,7 +28,7 @@ import pyarrow as pa
 from keelwatch.model.fields import Fields, dumps, isoformat
 from keelwatch.store.columns import Column
 
-SCHEMA_VERSION = 2  # 1: events/findings were plain tables with the whole doc (before ADR 0003)
+SCHEMA_VERSION = 3  # 1: plain tables (before ADR 0003); 2: no token filters (ADR 0004)
 SCHEMA_DDL = "CREATE TABLE IF NOT EXISTS keelwatch_schema (version INTEGER NOT NULL)"
 
 
