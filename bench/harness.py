@@ -108,10 +108,29 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], data: Path) -> Non
     raise RuntimeError("server did not start")
 
 
+def code_version() -> str:
+    """The commit measured, marked when the work tree had uncommitted changes under src/."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True,
+            text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}{' + uncommitted changes in src/' if dirty else ''}"
+
+
 def append_results(title: str, body: str) -> None:
     """Add a dated section with the machine to docs/benchmarks.md."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = f"\n## {title} — {stamp}\n\nMachine: {machine()}\n\n{body.strip()}\n"
+    section = (
+        f"\n## {title} — {stamp}\n\nMachine: {machine()}; code: {code_version()}\n\n"
+        f"{body.strip()}\n"
+    )
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nAppended by `make bench`; newest last.\n")
     with RESULTS.open("a") as out:

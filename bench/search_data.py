@@ -51,12 +51,20 @@ class Dataset:
         return self.data_dir / DATABASE_FILE
 
 
-def cache_key(size: int) -> str:
-    """Size, data version and the store package's code: a changed layout builds anew."""
+def _store_code_digest() -> str:
     digest = hashlib.sha256(str(DATA_VERSION).encode())
     for source in sorted(Path(str(duckdb_store.__file__)).parent.glob("*.py")):
         digest.update(source.read_bytes())
-    return f"search-{size}-{digest.hexdigest()[:12]}"
+    return digest.hexdigest()[:12]
+
+
+# Read when the store is imported, so the key names the code that builds and reads the file.
+_STORE_CODE = _store_code_digest()
+
+
+def cache_key(size: int) -> str:
+    """Size, data version and the store package's code: a changed layout builds anew."""
+    return f"search-{size}-{_STORE_CODE}"
 
 
 def _user_pool(rng: random.Random) -> list[str]:
