@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from keelwatch.errors import StoreError
 from keelwatch.model.fields import dumps
 from keelwatch.parsers.base import Batch
-from keelwatch.store import id_filter
+from keelwatch.store import id_filter, layout
 from keelwatch.store.base import TimeRange
 from keelwatch.store.columns import EVENT_COLUMNS
 from keelwatch.store.duckdb_store import DATABASE_FILE, DuckDBStore
@@ -219,7 +219,8 @@ def test_a_layout_1_file_is_refused_with_a_clear_error(tmp_path: Path, read_only
         f"CREATE TABLE events ({columns}, doc JSON, original VARCHAR)",
         "INSERT INTO events (event_id, original) VALUES ('e1', 'raw')",
     )
-    with pytest.raises(StoreError, match="storage layout 1; this Keelwatch reads layout 3"):
+    expected = f"storage layout 1; this Keelwatch reads layout {layout.SCHEMA_VERSION}"
+    with pytest.raises(StoreError, match=expected):
         DuckDBStore(data, read_only=read_only)
     con = duckdb.connect(str(data / DATABASE_FILE), read_only=True)  # untouched, still closed
     assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("events",)]
@@ -230,9 +231,9 @@ def test_a_newer_layout_is_refused(tmp_path: Path) -> None:
     data = _database(
         tmp_path,
         "CREATE TABLE keelwatch_schema (version INTEGER NOT NULL)",
-        "INSERT INTO keelwatch_schema VALUES (4)",
+        f"INSERT INTO keelwatch_schema VALUES ({layout.SCHEMA_VERSION + 1})",
     )
-    with pytest.raises(StoreError, match="storage layout 4"):
+    with pytest.raises(StoreError, match=f"storage layout {layout.SCHEMA_VERSION + 1}"):
         DuckDBStore(data)
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from keelwatch.errors import StoreError
 from keelwatch.parsers.base import Batch
-from keelwatch.store import id_filter, token_filter
+from keelwatch.store import id_filter, layout, token_filter
 from keelwatch.store.base import TimeRange
 from keelwatch.store.duckdb_store import DATABASE_FILE, DuckDBStore
 
@@ -206,12 +206,14 @@ def test_retention_drops_token_filters_of_emptied_blocks(
     assert _found(store, "later") == {"later"}
 
 
-def test_a_layout_2_file_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("older", [2, 3])  # 3: the same filters hashed another way
+def test_files_of_older_layouts_are_refused(tmp_path: Path, older: int) -> None:
     data = tmp_path / "data"
     data.mkdir()
     con = duckdb.connect(str(data / DATABASE_FILE))
     con.execute("CREATE TABLE keelwatch_schema (version INTEGER NOT NULL)")
-    con.execute("INSERT INTO keelwatch_schema VALUES (2)")
+    con.execute("INSERT INTO keelwatch_schema VALUES (?)", [older])
     con.close()
-    with pytest.raises(StoreError, match="storage layout 2; this Keelwatch reads layout 3"):
+    expected = f"storage layout {older}; this Keelwatch reads layout {layout.SCHEMA_VERSION}"
+    with pytest.raises(StoreError, match=expected):
         DuckDBStore(data)

@@ -28,7 +28,7 @@ import pyarrow as pa
 from keelwatch.model.fields import Fields, dumps, isoformat
 from keelwatch.store.columns import Column
 
-SCHEMA_VERSION = 3  # 1: plain tables (before ADR 0003); 2: no token filters (ADR 0004)
+SCHEMA_VERSION = 4  # 1: plain tables (ADR 0003); 2: no token filters; 3: tokens hashed by crc32
 SCHEMA_DDL = "CREATE TABLE IF NOT EXISTS keelwatch_schema (version INTEGER NOT NULL)"
 
 
