@@ -24,6 +24,8 @@ import orjson
 from keelwatch.errors import ParseError, PayloadTooLarge, RecordError, RecordTooLarge, RequestError
 from keelwatch.model.fields import Fields, flatten, parse_timestamp
 from keelwatch.parsers.base import ParseContext, Record
+from keelwatch.parsers.gke_audit_entry import gke_entry_event, is_gke_payload
+from keelwatch.parsers.values import text_at
 from keelwatch.pipeline.decode import gunzip_limited
 
 NAME = "k8s-audit"
@@ -49,18 +51,11 @@ _VERB_TYPES = {
     "create": "creation", "update": "change", "patch": "change", "delete": "deletion",
     "deletecollection": "deletion", "get": "access", "list": "access", "watch": "access",
 }  # fmt: skip
-_VERBS = frozenset({*_VERB_TYPES, "proxy", "bind", "escalate", "impersonate", "approve", "sign"})
 _DECISION_TYPES = {"allow": "allowed", "forbid": "denied"}
-# google.rpc.Code → HTTP status, as Google's own API gateways translate them.
-GRPC_TO_HTTP = {
-    0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429,
-    9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
-}  # fmt: skip
 _REF_FIELDS = (
     ("namespace", "orchestrator.namespace"), ("resource", "orchestrator.resource.type"),
     ("name", "orchestrator.resource.name"), ("subresource", "orchestrator.resource.subresource"),
 )  # fmt: skip
-_GKE_LABELS = (("cluster_name", "orchestrator.cluster.name"), ("project_id", "cloud.project.id"))
 _USER_KEYS = ("user.name", "user.id", "user.group.name")
 _EFFECTIVE_KEYS = ("user.effective.name", "user.effective.id", "user.effective.group.name")
 _PEEK_CHARS = 1368  # base64 characters (a multiple of 4) enough to see a payload's header
@@ -83,7 +78,7 @@ def matches(record: Record) -> bool:
         return _looks_audit(record)
     payload = record.get("protoPayload")
     if isinstance(payload, dict):
-        return _is_gke(payload)
+        return is_gke_payload(payload)
     if "messageType" in record:
         return _is_eks_payload(record)
     awslogs = record.get("awslogs")
@@ -142,13 +137,6 @@ def _looks_audit(obj: dict[str, Any]) -> bool:
     if obj.get("kind") == "Event":  # trimmed events (Panther's EKS tests) omit apiVersion
         return not _AUDIT_KEYS.isdisjoint(obj)
     return "auditID" in obj and ("verb" in obj or "stage" in obj)
-
-
-def _is_gke(payload: dict[str, Any]) -> bool:
-    service = payload.get("serviceName")
-    if service is None:  # trimmed entries keep only the method
-        return _starts(payload.get("methodName"), "io.k8s.")
-    return isinstance(service, str) and service == "k8s.io"
 
 
 def _is_eks_payload(record: dict[str, Any]) -> bool:
@@ -307,110 +295,15 @@ def _aks(record: dict[str, Any], ctx: ParseContext) -> None:
 
 
 def _gke(record: dict[str, Any], ctx: ParseContext) -> None:
-    """Convert a GKE Cloud Audit Log entry to the audit Event's names, keep the entry as is."""
+    """A GKE Cloud Audit Log entry: converted to the audit Event's names, the entry kept as is."""
     entry = _without_panther(record)
-    payload = entry.get("protoPayload")
-    if not isinstance(payload, dict) or not _is_gke(payload):
+    converted = gke_entry_event(entry)
+    if converted is None:
         raise ParseError("LogEntry is not a GKE Kubernetes audit entry (serviceName k8s.io)")
-    event: dict[str, Any] = {}
-    method = payload.get("methodName")
-    segments = method.split(".") if isinstance(method, str) else []
-    if segments and segments[-1] in _VERBS:
-        event["verb"] = segments[-1]
-    name = payload.get("resourceName")
-    if not isinstance(name, str) or not name:
-        info = payload.get("authorizationInfo")
-        name = _text(info[0], "resource") if isinstance(info, list) and info else None
-    if name:
-        ref = _object_ref(name)
-        if ref is None:  # a non-resource path such as /readyz
-            event["requestURI"] = "/" + name.lstrip("/")
-    else:
-        ref = _object_ref_from_method(segments)
-    if ref:
-        event["objectRef"] = ref
-    principal = _text(payload.get("authenticationInfo"), "principalEmail")
-    if principal:
-        event["user"] = {"username": principal}
-    meta = payload.get("requestMetadata")
-    caller = _text(meta, "callerIp") or _text(meta, "callerIP")
-    if caller:
-        event["sourceIPs"] = [caller]
-    agent = _text(meta, "callerSuppliedUserAgent")
-    if agent:
-        event["userAgent"] = agent
-    status = payload.get("status")
-    if isinstance(status, dict):  # an empty status is OK (proto3 omits code 0)
-        code = status.get("code", 0)
-        if isinstance(code, int) and not isinstance(code, bool):
-            event["responseStatus"] = {"code": GRPC_TO_HTTP.get(code, 500)}
-            if isinstance(status.get("message"), str) and status["message"]:
-                event["responseStatus"]["message"] = status["message"]
-    for native, gcp in (("requestObject", "request"), ("responseObject", "response")):
-        if isinstance(payload.get(gcp), dict):
-            event[native] = payload[gcp]
-    if isinstance(entry.get("labels"), dict):
-        event["annotations"] = entry["labels"]
-    extra: Fields = {"cloud.provider": "gcp"}
-    insert_id = entry.get("insertId")
-    if isinstance(insert_id, str) and insert_id:
-        extra["event.id"] = insert_id
-    _gcp_resource(entry.get("resource"), extra)
-    when = parse_timestamp(entry.get("timestamp")) or parse_timestamp(entry.get("receiveTimestamp"))
+    event, extra, when = converted
     fields = _audit_fields(event, ctx, extra, when)
     flatten(entry, "gcp.audit", fields, ctx.limits)
     ctx.emit(fields, record)
-
-
-def _object_ref(name: str) -> dict[str, str] | None:
-    """``group/version/[namespaces/NS/]resource[/name[/subresource]]``; None for other paths."""
-    parts = name.strip("/").split("/")
-    if len(parts) < 3 or not _is_version(parts[1]) or not all(parts):
-        return None
-    ref = {"apiVersion": parts[1]}
-    if parts[0] != "core":
-        ref["apiGroup"] = parts[0]
-    rest = parts[2:]
-    # As the API server reads paths: namespaces/NS/status|finalize is the namespace itself.
-    if rest[0] == "namespaces" and len(rest) > 1:
-        ref["namespace"] = rest[1]
-        if len(rest) > 2 and rest[2] not in ("status", "finalize"):
-            rest = rest[2:]
-    ref["resource"] = rest[0]
-    if len(rest) > 1:
-        ref["name"] = rest[1]
-    if len(rest) > 2:
-        ref["subresource"] = rest[2]
-    return ref
-
-
-def _object_ref_from_method(segments: list[str]) -> dict[str, str] | None:
-    """``io.k8s.<group>.<version>.<resource>[.<subresource>].<verb>``: version and resource."""
-    verb_at = len(segments) - 1
-    for index in range(verb_at - 2, 1, -1):  # the version is followed by at least a resource
-        if _is_version(segments[index]):
-            ref = {"apiVersion": segments[index], "resource": segments[index + 1]}
-            if index + 2 < verb_at:
-                ref["subresource"] = segments[index + 2]
-            return ref
-    return None
-
-
-def _gcp_resource(resource: Any, out: Fields) -> None:
-    labels = resource.get("labels") if isinstance(resource, dict) else None
-    if not isinstance(labels, dict):
-        return
-    for label, field in _GKE_LABELS:
-        if isinstance(labels.get(label), str) and labels[label]:
-            out[field] = labels[label]
-    location = labels.get("location")
-    if isinstance(location, str) and location:
-        region, _, suffix = location.rpartition("-")
-        if region and len(suffix) == 1 and suffix.isalpha():  # us-central1-a is a zone
-            out["cloud.availability_zone"] = location
-            out["cloud.region"] = region
-        else:
-            out["cloud.region"] = location
 
 
 # --- the audit Event itself -------------------------------------------------------------------
@@ -460,7 +353,7 @@ def _audit_fields(
     if isinstance(verb, str) and verb:
         out["event.action"] = verb
         types = [_VERB_TYPES.get(verb, "info")]
-        decision = _text(get("annotations"), "authorization.k8s.io/decision")
+        decision = text_at(get("annotations"), "authorization.k8s.io/decision")
         if decision in _DECISION_TYPES:
             types.append(_DECISION_TYPES[decision])
         out["event.type"] = types
@@ -526,11 +419,11 @@ def _object(event: dict[str, Any], verb: Any, out: Fields) -> None:
     name = out.get("orchestrator.resource.name")
     if name is None and verb == "create" and "orchestrator.resource.subresource" not in out:
         # A create names its object in the body (or the server generates the name).
-        name = _text(event.get("responseObject"), "metadata", "name")
-        name = name or _text(event.get("requestObject"), "metadata", "name")
+        name = text_at(event.get("responseObject"), "metadata", "name")
+        name = name or text_at(event.get("requestObject"), "metadata", "name")
         if name:
             out["orchestrator.resource.name"] = name
-    group, version = _text(ref, "apiGroup"), _text(ref, "apiVersion")
+    group, version = text_at(ref, "apiGroup"), text_at(ref, "apiVersion")
     if version:
         out["orchestrator.api_version"] = f"{group}/{version}" if group else version
     if out.get("orchestrator.resource.type") == "pods" and not group:
@@ -538,7 +431,7 @@ def _object(event: dict[str, Any], verb: Any, out: Fields) -> None:
             out["kubernetes.namespace"] = out["orchestrator.namespace"]
         if name:
             out["kubernetes.pod.name"] = name
-        uid = _text(ref, "uid")
+        uid = text_at(ref, "uid")
         if uid:
             out["kubernetes.pod.uid"] = uid
 
@@ -546,21 +439,8 @@ def _object(event: dict[str, Any], verb: Any, out: Fields) -> None:
 # --- small helpers ----------------------------------------------------------------------------
 
 
-def _text(node: Any, *path: str) -> str | None:
-    """A non-empty string at ``path``, else None."""
-    for step in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(step)
-    return node if isinstance(node, str) and node else None
-
-
 def _starts(value: Any, prefix: str) -> bool:
     return isinstance(value, str) and value.startswith(prefix)
-
-
-def _is_version(segment: str) -> bool:
-    return len(segment) > 1 and segment[0] == "v" and segment[1].isdigit()
 
 
 def _without_panther(record: dict[str, Any]) -> dict[str, Any]:

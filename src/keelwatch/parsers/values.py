@@ -31,3 +31,12 @@ def json_type(value: Any) -> str:
     if value is None:
         return "null"
     return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def text_at(node: Any, *path: str) -> str | None:
+    """A non-empty string at ``path`` through nested objects, else None."""
+    for step in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(step)
+    return node if isinstance(node, str) and node else None
