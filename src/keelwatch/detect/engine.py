@@ -19,7 +19,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from keelwatch.detect.compile import Const, Node, Predicate, bound, emit, fold
+from keelwatch.detect.compile import Const, Node, Predicate, bound, fold
+from keelwatch.detect.emit import emit
 from keelwatch.detect.index import IndexNode, Member, build, visit
 from keelwatch.detect.rules import Correlation, Rule
 

@@ -28,12 +28,12 @@ from keelwatch.detect.compile import (
     basenames,
     bound,
     branches,
-    emit,
     fields,
     fold,
     prefixes,
     requires,
 )
+from keelwatch.detect.emit import emit
 from keelwatch.detect.matchers import getter, norm
 from keelwatch.detect.rules import Rule
 

@@ -22,7 +22,8 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule, SigmaRuleBase
 
-from keelwatch.detect.compile import CompileError, emit, fields, rule_tree
+from keelwatch.detect.compile import CompileError, fields, rule_tree
+from keelwatch.detect.emit import emit
 from keelwatch.detect.rules import (
     Correlation,
     Rule,
