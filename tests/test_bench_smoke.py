@@ -52,8 +52,8 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "bench.latency_bench": [
         rf"capacity {NUMBER} events/s",
-        rf"\| request sent → alert queryable .* \| {NUMBER} \| {NUMBER} [✓✗] \| {NUMBER} \|",
-        rf"\| request sent → acknowledged \(durable\) \| {NUMBER} \| {NUMBER} \|",
+        rf"\| request due → alert queryable .* \| {NUMBER} \| {NUMBER} [✓✗] \| {NUMBER} \|",
+        rf"\| request due → acknowledged \(durable\) \| {NUMBER} \| {NUMBER} \|",
     ],
     "bench.detect_bench": [rf"\| Keelwatch RuleSet.match, {NUMBER} rules \| {NUMBER} \|"],
     "bench.protocols_bench": [
