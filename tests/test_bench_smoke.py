@@ -41,6 +41,7 @@ EXPECTED: dict[str, list[str]] = {
                 "per-minute histogram, 24 h",
                 "top-10 users, 6 days",
                 "lookup by event id",
+                "free text, a rare term (8 hex digits of one event's id), all time",
                 "free text (an object name), all time",
             )
         ),
