@@ -203,7 +203,7 @@ def test_idle_connection_is_closed_and_partial_line_kept(tmp_path: Path) -> None
     asyncio.run(scenario())
 
 
-def test_connections_per_client_are_limited(tmp_path: Path) -> None:
+def test_connections_over_the_limit_wait_and_beyond_that_are_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(tmp_path, max_connections_per_client=2) as harness:
             opened = []
@@ -212,12 +212,24 @@ def test_connections_per_client_are_limited(tmp_path: Path) -> None:
                 writer.write(counted(rfc5424(n)))
                 opened.append((reader, writer))
             await harness.until(lambda: harness.store.count() == 2)  # both are being served
+            # Over the limit: held unread (syslog has no acks: closing would lose the data)...
+            waiting = []
+            for n in (3, 4):
+                reader, writer = await asyncio.open_connection("127.0.0.1", harness.port)
+                writer.write(counted(rfc5424(n)))
+                await writer.drain()
+                waiting.append((reader, writer))
+            # ...and as many again beyond that are refused, and counted.
             reader, writer = await asyncio.open_connection("127.0.0.1", harness.port)
             assert await closed(reader)
             writer.close()
             assert harness.rejected("syslog-tcp", "too-many-connections") == 1
+            assert harness.store.count() == 2
             for _, open_writer in opened:
                 open_writer.close()
+            await harness.until(lambda: harness.store.count() == 4)  # the waiting ones got in
+            for _, waiting_writer in waiting:
+                waiting_writer.close()
 
     asyncio.run(scenario())
 

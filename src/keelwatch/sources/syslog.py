@@ -188,6 +188,8 @@ class SyslogTCP:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._per_client: Counter[str] = Counter()
+        self._waiting: Counter[str] = Counter()
+        self._slot_freed = asyncio.Condition()
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -206,17 +208,51 @@ class SyslogTCP:
         if self._server is not None:
             await self._server.wait_closed()
 
+    async def _slot_for(self, client: str) -> bool:
+        """Wait (unread) for one of the client's connection slots; False when none frees up.
+
+        Syslog has no acknowledgement: a connection closed unread loses what the client already
+        sent. So a client over its limit waits, up to as many connections again and the idle
+        timeout, instead of being refused at once (a sender that opens a connection per batch
+        is slowed down, not cut off).
+        """
+        limit = self.intake.listeners.max_connections_per_client
+        if self._per_client[client] < limit:
+            return True
+        if self._waiting[client] >= limit:
+            return False
+        self._waiting[client] += 1
+        try:
+            async with self._slot_freed:
+                await asyncio.wait_for(
+                    self._slot_freed.wait_for(lambda: self._per_client[client] < limit),
+                    self.intake.listeners.idle_timeout_seconds,
+                )
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting[client] -= 1
+            if not self._waiting[client]:
+                del self._waiting[client]
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-        if self._per_client[client] >= self.intake.listeners.max_connections_per_client:
+        admitted = False
+        self._connections.add(task)  # waiting ones too: stop() must reach them
+        try:
+            admitted = await self._slot_for(client)
+        finally:
+            if not admitted:
+                self._connections.discard(task)
+        if not admitted:
             self.intake.reject(self.NAME, "too-many-connections")
             writer.close()
             return
         self._per_client[client] += 1
-        self._connections.add(task)
         try:
             read: Callable[[], Awaitable[bytes]] = functools.partial(reader.read, READ_CHUNK_BYTES)
             subject = None
@@ -238,6 +274,8 @@ class SyslogTCP:
             self._per_client[client] -= 1
             if not self._per_client[client]:
                 del self._per_client[client]
+            async with self._slot_freed:
+                self._slot_freed.notify_all()
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
