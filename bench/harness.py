@@ -124,12 +124,15 @@ def code_version() -> str:
     return f"{commit}{' + uncommitted changes in src/' if dirty else ''}"
 
 
+# Taken when a benchmark starts: the code it imported, even if the tree changes while it runs.
+CODE_AT_START = code_version()
+
+
 def append_results(title: str, body: str) -> None:
     """Add a dated section with the machine to docs/benchmarks.md."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (
-        f"\n## {title} — {stamp}\n\nMachine: {machine()}; code: {code_version()}\n\n"
-        f"{body.strip()}\n"
+        f"\n## {title} — {stamp}\n\nMachine: {machine()}; code: {CODE_AT_START}\n\n{body.strip()}\n"
     )
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nAppended by `make bench`; newest last.\n")
