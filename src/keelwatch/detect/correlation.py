@@ -69,6 +69,7 @@ class CorrelationEngine:
         self._groups: OrderedDict[tuple[str, tuple[Any, ...]], list[Hit]] = OrderedDict()
         self._newest: datetime | None = None
         self._sequence = 0
+        self._horizon = max((_span(c) for c in self.correlations), default=timedelta())
 
     @property
     def referenced(self) -> frozenset[str]:
@@ -120,9 +121,13 @@ class CorrelationEngine:
         if self._newest is not None and moment <= self._newest:
             return
         self._newest = moment
-        horizon = max((_span(c) for c in self.correlations), default=timedelta())
-        cutoff = moment - self.lateness - horizon
-        for key in [k for k, hits in self._groups.items() if hits and hits[-1].moment < cutoff]:
+        # Drop expired groups from the least recently touched end and stop at the first live
+        # one: touch order follows event time closely, and this keeps each event O(1).
+        cutoff = moment - self.lateness - self._horizon
+        while self._groups:
+            key, hits = next(iter(self._groups.items()))
+            if hits and hits[-1].moment >= cutoff:
+                break
             del self._groups[key]
 
 
