@@ -72,9 +72,6 @@ class DuckDBStore:
             "enable_external_access": False,
             "lock_configuration": True,
             "threads": threads,
-            # Checkpoints stall the one writer; rarer ones (fewer, since rows rewritten between
-            # two collapse) keep acknowledgement latency steady. The WAL to replay is bounded.
-            "checkpoint_threshold": "256MB",
         }
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only, config=config)
