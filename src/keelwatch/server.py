@@ -52,6 +52,7 @@ def run_server(
             f"`keelwatch tokens create --role admin --data {data}` "
             "(or pass --insecure-no-auth on a trusted machine)"
         )
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     sources = load_match_sources(rules)
     store = DuckDBStore(data)
     settings = ServerSettings(
@@ -65,7 +66,6 @@ def run_server(
         match_sources=tuple(sources),
     )
     app = create_app(store, tokens, settings)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     if not auth_required:
         log.warning("serving WITHOUT authentication (--insecure-no-auth)")
     config = uvicorn.Config(

@@ -73,7 +73,7 @@ def load_match_sources(paths: Sequence[Path]) -> list[SigmaMatches]:
         if not problem.unsupported:
             log.warning("rule not loaded: %s", problem)
     skipped = sum(1 for problem in problems if problem.unsupported)
-    log.warning(
+    log.info(
         "detection: %d rules loaded from %s (%d for log sources Keelwatch does not read)",
         len(ruleset), ", ".join(map(str, paths)), skipped,
     )  # fmt: skip
