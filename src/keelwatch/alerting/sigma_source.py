@@ -44,6 +44,11 @@ class SigmaMatches:
             if correlation.output:
                 self._info[correlation.id] = alert_rule(correlation, "correlation")
         self._correlated = self.correlator.referenced
+        for correlation in self.correlator.unsupported:
+            log.warning(
+                "correlation %r (%s) is not evaluated live: its condition %s needs a closed window",
+                correlation.title, correlation.path, dict(correlation.condition),
+            )  # fmt: skip
 
     def __call__(self, events: Sequence[Fields]) -> Iterator[tuple[RuleInfo, Sequence[Fields]]]:
         for match in self.rules.match(events):
