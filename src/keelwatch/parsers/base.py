@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import orjson
 
 from keelwatch.model.alert import Alert
-from keelwatch.model.fields import DEFAULT_LIMITS, Fields, RecordLimits, content_id
+from keelwatch.model.fields import DEFAULT_LIMITS, Fields, RecordLimits, content_id, parse_timestamp
 
 Record = Any  # a decoded JSON value (dict, list, scalar) or one line of text (str)
 
@@ -98,6 +98,17 @@ class ParseContext:
         self.batch.dead_letters.append(
             DeadLetter(self.source, reason, raw_bytes(record), self.received_at)
         )
+
+    def set_timestamp(self, out: Fields, value: Any, what: str) -> None:
+        """Set ``@timestamp`` from the source's own time; warn (and keep the time of receipt)
+        when ``value`` is there but is not a timestamp."""
+        if value is None:
+            return
+        moment = parse_timestamp(value)
+        if moment is None:
+            self.warn(f"{what} {value!r:.80} is not a timestamp; using the time of receipt")
+        else:
+            out["@timestamp"] = moment
 
     def warn(self, message: str) -> None:
         self.batch.warnings.append(f"{self.source}: {message}")

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from keelwatch.errors import ParseError
-from keelwatch.model.fields import Fields, flatten, parse_timestamp
+from keelwatch.model.fields import Fields, flatten
 from keelwatch.model.severity import severity_from_name
 from keelwatch.parsers.base import ParseContext, Record
 from keelwatch.parsers.values import int_or_none, json_type, port_or_none, str_or_none
@@ -144,13 +144,7 @@ def _map_alert(alert: dict[str, Any], out: Fields, ctx: ParseContext) -> None:
     uuid = str_or_none(alert.get("uuid"))
     if uuid:
         out["event.id"] = uuid
-    when = alert.get("time")
-    if when is not None:
-        moment = parse_timestamp(when)
-        if moment is None:
-            ctx.warn(f"Falco alert time {when!r:.80} is not a timestamp; using the time of receipt")
-        else:
-            out["@timestamp"] = moment
+    ctx.set_timestamp(out, alert.get("time"), "Falco alert time")
     tags = alert.get("tags")
     if isinstance(tags, list):
         _map_attack_tags(tags, out)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from keelwatch.errors import ParseError
-from keelwatch.model.fields import Fields, flatten, parse_timestamp
+from keelwatch.model.fields import Fields, flatten
 from keelwatch.parsers.base import ParseContext, Record
 from keelwatch.parsers.values import json_type, port_or_none, str_or_none
 
@@ -76,13 +76,7 @@ def parse(record: Record, ctx: ParseContext) -> None:
         out["host.name"] = host
         if cluster:
             out["orchestrator.cluster.name"] = cluster
-    when = flow.get("time", record.get("time"))
-    if when is not None:
-        moment = parse_timestamp(when)
-        if moment is None:
-            ctx.warn(f"Hubble flow time {when!r:.80} is not a timestamp; using the time of receipt")
-        else:
-            out["@timestamp"] = moment
+    ctx.set_timestamp(out, flow.get("time", record.get("time")), "Hubble flow time")
     uuid = str_or_none(flow.get("uuid"))
     if uuid:
         out["event.id"] = uuid

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from keelwatch.errors import ParseError
-from keelwatch.model.fields import Fields, flatten, parse_timestamp
+from keelwatch.model.fields import Fields, flatten
 from keelwatch.parsers.base import ParseContext, Record
 from keelwatch.parsers.values import int_or_none, json_type, port_or_none, str_or_none
 
@@ -113,15 +113,7 @@ def parse(record: Record, ctx: ParseContext) -> None:
     flatten(native, "tetragon", out, ctx.limits)
     out["tetragon.type"] = kind
 
-    when = record.get("time", inner.get("time"))
-    if when is not None:
-        moment = parse_timestamp(when)
-        if moment is None:
-            ctx.warn(
-                f"Tetragon event time {when!r:.80} is not a timestamp; using the time of receipt"
-            )
-        else:
-            out["@timestamp"] = moment
+    ctx.set_timestamp(out, record.get("time", inner.get("time")), "Tetragon event time")
     node = str_or_none(record.get("node_name"))
     if node:
         out["host.name"] = node

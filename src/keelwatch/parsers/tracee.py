@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from keelwatch.errors import ParseError
-from keelwatch.model.fields import Fields, dig, flatten, parse_timestamp, set_if
+from keelwatch.model.fields import Fields, dig, flatten, set_if
 from keelwatch.model.severity import CRITICAL, HIGH, LOW, MEDIUM
 from keelwatch.parsers.base import ParseContext, Record
 from keelwatch.parsers.values import int_or_none, json_type, str_or_none
@@ -58,7 +58,7 @@ def _legacy(record: dict[str, Any], out: Fields, ctx: ParseContext) -> None:
     native = {k: v for k, v in record.items() if k != "args"}
     flatten(native, "tracee", out, ctx.limits)
     flatten(_legacy_args(record.get("args")), "tracee.args", out, ctx.limits)
-    _timestamp(record.get("timestamp"), out, ctx)
+    ctx.set_timestamp(out, record.get("timestamp"), "Tracee timestamp")  # nanoseconds
     set_if(out, "process.name", str_or_none(record.get("processName")))
     set_if(out, "process.pid", int_or_none(record.get("processId")))
     set_if(out, "process.parent.pid", int_or_none(record.get("parentProcessId")))
@@ -97,7 +97,7 @@ def _v1beta1(record: dict[str, Any], out: Fields, ctx: ParseContext) -> None:
     stamp = record.get("timestamp")
     if isinstance(stamp, dict):  # protobuf Timestamp as JSON: {"seconds": "…", "nanos": n}
         stamp = _protobuf_time(stamp)
-    _timestamp(stamp, out, ctx)
+    ctx.set_timestamp(out, stamp, "Tracee timestamp")
     process = dig(record, "workload", "process") or {}
     set_if(out, "process.name", str_or_none(dig(process, "thread", "name")))
     set_if(out, "process.pid", int_or_none(dig(process, "pid", "value")))
@@ -160,16 +160,6 @@ def _severity(value: Any) -> int | None:
     if number is None:
         return None
     return _SEVERITY.get(number, CRITICAL if number > 3 else None)
-
-
-def _timestamp(value: Any, out: Fields, ctx: ParseContext) -> None:
-    if value is None:
-        return
-    moment = parse_timestamp(value)  # Tracee's integer timestamps are nanoseconds
-    if moment is None:
-        ctx.warn(f"Tracee timestamp {value!r:.80} is not a timestamp; using the time of receipt")
-    else:
-        out["@timestamp"] = moment
 
 
 def _protobuf_time(stamp: dict[str, Any]) -> int | None:
