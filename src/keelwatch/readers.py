@@ -14,10 +14,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from keelwatch.alerting.hunt import hunt
-from keelwatch.alerting.sigma_source import match_sources
+from keelwatch.alerting.hunt import hunt_report
 from keelwatch.client import ServerClient
-from keelwatch.detect import load_texts
 from keelwatch.errors import QueryError, StoreLocked
 from keelwatch.model.fields import dumps
 from keelwatch.model.severity import NAMES, severity_from_name
@@ -103,13 +101,9 @@ class LocalReader:
     def hunt(
         self, rules: list[tuple[str, str]], since: str | None, until: str | None
     ) -> dict[str, Any]:
-        ruleset, problems = load_texts(rules)
-        alerts = hunt(self.store, match_sources(ruleset), time_range(since, until))
-        return {
-            "rules": len(ruleset),
-            "errors": [str(problem) for problem in problems],
-            "alerts": [orjson.loads(dumps(alert.as_json())) for alert in alerts],
-        }
+        report = hunt_report(self.store, rules, time_range(since, until))
+        result: dict[str, Any] = orjson.loads(dumps(report))  # the API's JSON types
+        return result
 
     def close(self) -> None:
         self.store.close()

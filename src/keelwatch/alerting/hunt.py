@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from keelwatch.alerting.dedup import Deduplicator
 from keelwatch.alerting.raiser import AlertRaiser, MatchSource
+from keelwatch.alerting.sigma_source import match_sources
+from keelwatch.detect import load_texts
 from keelwatch.model.alert import Alert
 from keelwatch.parsers.base import Batch
 from keelwatch.store.base import Store, TimeRange
@@ -31,3 +34,20 @@ def hunt(
         for alert in raiser.process(Batch(events=events)):
             found[alert.id] = alert
     return sorted(found.values(), key=lambda alert: alert.first_seen)
+
+
+def hunt_report(
+    store: Store,
+    rules: Sequence[tuple[str, str]],
+    window: TimeRange,
+    *,
+    alert_window_seconds: float = 600.0,
+) -> dict[str, Any]:
+    """Compile (name, Sigma YAML) ``rules`` and hunt with them: what the API and CLI show."""
+    ruleset, problems = load_texts(rules)
+    alerts = hunt(store, match_sources(ruleset), window, alert_window_seconds=alert_window_seconds)
+    return {
+        "rules": len(ruleset),
+        "errors": [str(problem) for problem in problems],
+        "alerts": [alert.as_json() for alert in alerts],
+    }

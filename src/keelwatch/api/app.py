@@ -17,12 +17,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from keelwatch.alerting.dedup import RESTORED_ALERTS, Deduplicator
-from keelwatch.alerting.hunt import hunt
+from keelwatch.alerting.hunt import hunt_report
 from keelwatch.alerting.raiser import AlertRaiser, MatchSource
 from keelwatch.alerting.runtime import runtime_alerts
-from keelwatch.alerting.sigma_source import match_sources
 from keelwatch.auth import Permission, TokenStore
-from keelwatch.detect import load_texts
 from keelwatch.errors import (
     AuthError,
     ConfigError,
@@ -220,18 +218,11 @@ class Api:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             raise QueryError('send {"rules": [{"name": "...", "text": "<Sigma YAML>"}]}') from None
         window = time_range(posted.get("since"), posted.get("until"))
-        ruleset, problems = await asyncio.to_thread(load_texts, texts)
-        alerts = await asyncio.to_thread(
-            hunt, self.store, match_sources(ruleset), window,
+        report = await asyncio.to_thread(
+            hunt_report, self.store, texts, window,
             alert_window_seconds=self.settings.alert_window_seconds,
         )  # fmt: skip
-        return KeelwatchJSON(
-            {
-                "rules": len(ruleset),
-                "errors": [str(problem) for problem in problems],
-                "alerts": [alert.as_json() for alert in alerts],
-            }
-        )
+        return KeelwatchJSON(report)
 
     async def sources(self, request: Request) -> Response:
         return KeelwatchJSON(
